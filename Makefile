@@ -1,0 +1,59 @@
+# Two commands a newcomer needs: `make run` and `make test`. Everything else is for developers and CI.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test lint format bench migrate seed clean system-deps help
+
+help:
+	@echo "make run    - install, migrate, load demo data, serve on http://$(HOST):$(PORT) (SQLite + Mercado Pago simulator)"
+	@echo "make test   - install test tools and run the whole suite (SQLite, or MySQL/MariaDB via DATABASE_URL)"
+	@echo "make lint   - ruff check and format check"
+
+# mysqlclient compiles against the MySQL/MariaDB client headers; install them if this machine lacks them.
+system-deps:
+	@bash scripts/ensure-system-deps.sh
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	@$(MAKE) --no-print-directory system-deps
+	$(BIN)/pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	@$(MAKE) --no-print-directory system-deps
+	$(BIN)/pip install -q -r requirements-dev.txt
+	@touch $@ $(VENV)/.runtime-installed
+
+run: export DEBUG ?= true
+run: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --no-input -v 0
+	$(BIN)/python manage.py seed_demo
+	@echo ""
+	@echo "  Kiosk back end on http://$(HOST):$(PORT)/"
+	@echo "    Admin (back office):  http://$(HOST):$(PORT)/admin/      admin/admin, manager1/manager1"
+	@echo "    API docs (Swagger):   http://$(HOST):$(PORT)/api/docs/"
+	@echo "    OpenAPI schema:       http://$(HOST):$(PORT)/api/schema/"
+	@echo "    Pickup board (JSON):  http://$(HOST):$(PORT)/api/v1/pickup-board/"
+	@echo "    Demo API users: kiosk1/kiosk1, kitchen1/kitchen1, manager1/manager1"
+	@echo ""
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles

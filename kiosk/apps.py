@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class KioskConfig(AppConfig):
+    """Cross-cutting pieces of the project: idempotency records, problem details, roles."""
+
+    name = "kiosk"
+    verbose_name = "Kiosk platform"

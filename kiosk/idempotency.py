@@ -1,0 +1,161 @@
+"""The `Idempotency-Key` protocol for POSTs that create something.
+
+The key, a hash of the request, the state (processing / completed) and the stored response live in the
+database, unique per (caller, key), so the guarantee holds across processes:
+- same key + same request: the stored response comes back with `Idempotent-Replayed: true`;
+- same key + a different request: 422 `idempotency_key_reused`;
+- same key while the first request is still running: 409 `idempotency_request_in_progress`.
+Only successful (2xx) responses are stored: a request that failed changed nothing, so its key may be retried.
+The handler's writes and the stored response commit in one transaction, so a crash can never leave an
+order without its record (or the reverse).
+"""
+
+import functools
+import hashlib
+import json
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.response import Response
+
+from kiosk.models import IdempotencyRecord
+from kiosk.problems import Conflict, DomainError
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKeyInvalid(DomainError):
+    status = 400
+    code = "idempotency_key_invalid"
+
+
+class IdempotencyKeyReused(DomainError):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency_request_in_progress"
+
+
+class _TakenOver(Exception):
+    """Our record was reclaimed as stale while we ran: roll back so the work is done only once."""
+
+
+def request_fingerprint(request) -> str:
+    body = request.body
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    digest = hashlib.sha256()
+    for part in (request.method.encode(), request.path.encode(), canonical):
+        digest.update(part)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _valid_key(key: str) -> bool:
+    return 1 <= len(key) <= MAX_KEY_LENGTH and all(32 < ord(ch) < 127 for ch in key)
+
+
+def _claim(*, user, key: str, method: str, path: str, fingerprint: str):
+    """Insert a `processing` record, or explain why we may not: returns (record, None) or (None, replay)."""
+    for _ in range(3):
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    user=user,
+                    key=key,
+                    request_method=method,
+                    request_path=path[:255],
+                    request_hash=fingerprint,
+                    expires_at=now + settings.IDEMPOTENCY_KEY_TTL,
+                )
+            return record, None
+        except IntegrityError:
+            existing = IdempotencyRecord.objects.filter(user=user, key=key).first()
+        if existing is None:
+            continue  # purged between our insert and our read
+        stale = (
+            existing.state == IdempotencyRecord.State.PROCESSING
+            and existing.updated_at < now - settings.IDEMPOTENCY_STALE_AFTER
+        )
+        if existing.expires_at <= now or stale:
+            IdempotencyRecord.objects.filter(pk=existing.pk, updated_at=existing.updated_at).delete()
+            continue
+        if existing.request_hash != fingerprint:
+            raise IdempotencyKeyReused(
+                f"This {HEADER} was already used for a different request; use a new key for a new request."
+            )
+        if existing.state == IdempotencyRecord.State.PROCESSING:
+            raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed; retry shortly.")
+        return None, Response(
+            existing.response_body, status=existing.response_status, headers={"Idempotent-Replayed": "true"}
+        )
+    raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed; retry shortly.")
+
+
+def idempotent(*, required: bool = True):
+    """Decorator for a DRF view method (`def post(self, request, ...)`) that creates something."""
+
+    def decorator(view_method):
+        @functools.wraps(view_method)
+        def wrapper(self, request, *args, **kwargs):
+            key = request.headers.get(HEADER)
+            if key is None:
+                if required:
+                    raise IdempotencyKeyInvalid(f"The {HEADER} header is required (1 to {MAX_KEY_LENGTH} characters).")
+                return view_method(self, request, *args, **kwargs)
+            if not _valid_key(key):
+                raise IdempotencyKeyInvalid(
+                    f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} printable ASCII characters without spaces."
+                )
+            record, replay = _claim(
+                user=request.user,
+                key=key,
+                method=request.method,
+                path=request.path,
+                fingerprint=request_fingerprint(request),
+            )
+            if replay is not None:
+                return replay
+            try:
+                with transaction.atomic():
+                    response = view_method(self, request, *args, **kwargs)
+                    if 200 <= response.status_code < 300:
+                        body = json.loads(json.dumps(response.data, cls=DjangoJSONEncoder))
+                        completed = IdempotencyRecord.objects.filter(
+                            pk=record.pk, state=IdempotencyRecord.State.PROCESSING
+                        ).update(
+                            state=IdempotencyRecord.State.COMPLETED,
+                            response_status=response.status_code,
+                            response_body=body,
+                            updated_at=timezone.now(),
+                        )
+                        if not completed:
+                            raise _TakenOver
+            except _TakenOver:
+                raise IdempotencyInProgress(
+                    "This request was retried elsewhere after a long delay; retry to see the result."
+                )
+            except BaseException:
+                IdempotencyRecord.objects.filter(pk=record.pk).delete()
+                raise
+            if not 200 <= response.status_code < 300:
+                IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            return response
+
+        return wrapper
+
+    return decorator
+
+
+def purge_expired_keys(*, now=None) -> int:
+    """Deletes expired records; `manage.py purge_idempotency_keys` runs it."""
+    deleted, _ = IdempotencyRecord.objects.filter(expires_at__lte=now or timezone.now()).delete()
+    return deleted

@@ -1,0 +1,52 @@
+"""Cross-cutting middleware: a request id on every request and log line, and a cap on API request bodies."""
+
+import re
+import uuid
+from contextvars import ContextVar
+
+from django.conf import settings
+
+current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Takes a sane `X-Request-ID` from the caller (or makes one) and echoes it on the response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = current_request_id.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_id.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class BodySizeLimitMiddleware:
+    """Refuses oversized API bodies with 413 before anything reads them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > settings.API_MAX_BODY_BYTES:
+                from kiosk.problems import problem_json_response
+
+                return problem_json_response(
+                    status=413,
+                    code="payload_too_large",
+                    detail=f"Request body is {length} bytes; the limit is {settings.API_MAX_BODY_BYTES}.",
+                )
+        return self.get_response(request)

@@ -1,0 +1,195 @@
+"""RFC 9457 problem details: every error that crosses the API has this shape and a stable `code`.
+
+Services raise `DomainError` subclasses; the DRF exception handler and the Django error handlers below
+turn them (and DRF's own exceptions) into `application/problem+json` answers.
+"""
+
+import json
+from http import HTTPStatus
+
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class DomainError(Exception):
+    """A business rule said no. Subclasses set the HTTP status and the stable code."""
+
+    status = 400
+    code = "bad_request"
+    title = ""
+
+    def __init__(self, detail: str, **extra):
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+    def __init__(self, *, current: str, target: str):
+        super().__init__(f"An order in status '{current}' cannot move to '{target}'.", current=current, target=target)
+
+
+class OutOfStock(Conflict):
+    code = "out_of_stock"
+
+    def __init__(self, *, product_id: int, product_name: str, available: int):
+        super().__init__(
+            f"Not enough stock for '{product_name}': {available} left.",
+            product_id=product_id,
+            product_name=product_name,
+            available=available,
+        )
+
+
+class ProductUnavailable(Conflict):
+    code = "product_unavailable"
+
+    def __init__(self, *, product_id: int, product_name: str):
+        super().__init__(
+            f"'{product_name}' is not available right now.", product_id=product_id, product_name=product_name
+        )
+
+
+class Invalid(DomainError):
+    status = 400
+    code = "validation_error"
+
+
+def problem_body(*, status: int, code: str, detail: str | None = None, title: str | None = None, **extra) -> dict:
+    body = {
+        "type": f"https://kiosk.example/problems/{code.replace('_', '-')}",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "code": code,
+    }
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return body
+
+
+def problem_response(*, status: int, code: str, detail: str | None = None, headers=None, **extra) -> Response:
+    """A DRF response (rendered by the view's renderer) with the problem+json content type."""
+    return Response(
+        problem_body(status=status, code=code, detail=detail, **extra),
+        status=status,
+        headers=headers,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def problem_json_response(*, status: int, code: str, detail: str | None = None, **extra) -> HttpResponse:
+    """A plain Django response, for middleware and Django-level error handlers outside DRF."""
+    body = problem_body(status=status, code=code, detail=detail, **extra)
+    return HttpResponse(json.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
+
+
+_DRF_CODES = {
+    exceptions.ParseError: "malformed_request",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "throttled",
+}
+
+
+def _first_message(errors) -> str:
+    """The first human message inside DRF's nested error structure, for the `detail` line."""
+    if isinstance(errors, dict):
+        for field, value in errors.items():
+            message = _first_message(value)
+            if message:
+                return message if field == "non_field_errors" else f"{field}: {message}"
+    elif isinstance(errors, list):
+        for value in errors:
+            message = _first_message(value)
+            if message:
+                return message
+    elif errors:
+        return str(errors)
+    return ""
+
+
+def exception_handler(exc, context):
+    """DRF exception handler: domain errors and DRF errors become problem details; anything else is a bug."""
+    if isinstance(exc, DomainError):
+        return problem_response(status=exc.status, code=exc.code, detail=exc.detail, **exc.extra)
+    if isinstance(exc, RequestDataTooBig):
+        return problem_response(status=413, code="payload_too_large", detail="Request body is too large.")
+    if isinstance(exc, DjangoValidationError):
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(errors)
+    if isinstance(exc, (Http404, ObjectDoesNotExist)):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+
+    if isinstance(exc, exceptions.ValidationError):
+        errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        body = problem_body(
+            status=response.status_code,
+            code="validation_error",
+            detail=_first_message(errors) or "The request is not valid.",
+            errors=errors,
+        )
+    else:
+        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
+        if code is None:
+            codes = exc.get_codes()
+            code = codes if isinstance(codes, str) else exc.default_code
+        detail = exc.detail if isinstance(exc.detail, str) else _first_message(exc.detail)
+        body = problem_body(status=response.status_code, code=code, detail=str(detail))
+    response.data = body
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+# Django-level handlers: URLs no view matched, and crashes outside DRF, still answer problem+json on the API.
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request, exception=None):
+    if _is_api(request):
+        return problem_json_response(status=404, code="not_found", detail="No such resource.")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if _is_api(request):
+        return problem_json_response(status=500, code="internal_error", detail="Unexpected error; it was logged.")
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+def handler400(request, exception=None):
+    if _is_api(request):
+        return problem_json_response(status=400, code="bad_request", detail="The request could not be understood.")
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)

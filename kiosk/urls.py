@@ -1,0 +1,54 @@
+"""Top-level routes: admin, the versioned REST API, its schema and docs, and health checks."""
+
+from django.contrib import admin
+from django.db import connection
+from django.http import JsonResponse
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from kiosk.problems import problem_json_response
+
+
+def healthz(request):
+    """Liveness: the process answers."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    """Readiness: the database answers."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:  # any database failure means "not ready", never a crash
+        return problem_json_response(status=503, code="database_unavailable", detail="The database is not answering.")
+    return JsonResponse({"status": "ok"})
+
+
+api_v1 = [
+    re_path(r"^auth/token/?$", TokenObtainPairView.as_view(), name="token-obtain"),
+    re_path(r"^auth/token/refresh/?$", TokenRefreshView.as_view(), name="token-refresh"),
+    path("", include("orders.urls")),
+]
+
+
+def api_not_found(request, *args, **kwargs):
+    """Any other /api/ path: a problem+json 404, also with DEBUG on (Django's debug 404 page is HTML)."""
+    return problem_json_response(status=404, code="not_found", detail=f"No API endpoint at {request.path}.")
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("healthz", healthz),
+    path("readyz", readyz),
+    re_path(r"^api/", api_not_found),
+]
+
+handler400 = "kiosk.problems.handler400"
+handler404 = "kiosk.problems.handler404"
+handler500 = "kiosk.problems.handler500"
+admin.site.site_header = "Kiosk back office"
+admin.site.site_title = "Kiosk back office"

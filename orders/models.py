@@ -1,0 +1,172 @@
+"""The menu, customers, kiosk terminals and orders. State changes live in `orders/services.py`."""
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from orders.cpf import mask_cpf, validate_cpf
+
+MONEY = {"max_digits": 10, "decimal_places": 2}
+MAX_QUANTITY = 50
+MAX_NOTE_LENGTH = 140
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=80, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Order on the kiosk menu, smallest first.")
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    price = models.DecimalField(**MONEY, validators=[MinValueValidator(Decimal("0.01"))])
+    image_url = models.URLField(max_length=500, blank=True)
+    active = models.BooleanField(default=True)
+    stock = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Units left to sell. Empty means unlimited (made to order)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["category__position", "name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gt=0), name="product_price_positive"),
+            models.CheckConstraint(
+                condition=Q(stock__isnull=True) | Q(stock__gte=0), name="product_stock_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_available(self) -> bool:
+        return self.active and (self.stock is None or self.stock > 0)
+
+
+class Customer(models.Model):
+    cpf = models.CharField("CPF", max_length=11, unique=True, validators=[validate_cpf])
+    name = models.CharField(max_length=120, blank=True)
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name or 'Cliente'} ({mask_cpf(self.cpf)})"
+
+
+class Terminal(models.Model):
+    """A kiosk device, which is also a Mercado Pago point of sale."""
+
+    name = models.CharField(max_length=80)
+    store = models.CharField(max_length=80)
+    external_pos_id = models.CharField(
+        "Mercado Pago external POS id",
+        max_length=40,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9]+$", "Use letters and digits only.")],
+        help_text="The point of sale's external id registered in Mercado Pago (letters and digits).",
+    )
+    active = models.BooleanField(default=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="terminal",
+        help_text="The kiosk login (group 'kiosk') this device signs in with.",
+    )
+
+    class Meta:
+        ordering = ["store", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.store} / {self.name}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
+        RECEIVED = "received", "Received (paid)"
+        IN_PREPARATION = "in_preparation", "In preparation"
+        READY = "ready", "Ready for pickup"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class CancelReason(models.TextChoices):
+        CUSTOMER = "customer", "Customer gave up"
+        PAYMENT_EXPIRED = "payment_expired", "Payment expired"
+        STAFF = "staff", "Cancelled by staff"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    business_date = models.DateField(help_text="Local (store) date the pickup number belongs to.")
+    number = models.PositiveIntegerField(help_text="Pickup number shown to the customer; restarts every day.")
+    terminal = models.ForeignKey(Terminal, on_delete=models.PROTECT, related_name="orders")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="orders")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.AWAITING_PAYMENT)
+    total = models.DecimalField(**MONEY)
+    cancel_reason = models.CharField(max_length=20, choices=CancelReason.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    in_preparation_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["business_date", "number"], name="order_number_unique_per_day"),
+            models.CheckConstraint(condition=Q(total__gt=0), name="order_total_positive"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="order_status_created")]
+
+    def __str__(self) -> str:
+        return f"#{self.number} ({self.business_date:%d/%m})"
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    product_name = models.CharField(max_length=120, help_text="Name at the time of the order.")
+    unit_price = models.DecimalField(**MONEY, help_text="Price at the time of the order.")
+    quantity = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(MAX_QUANTITY)])
+    note = models.CharField(max_length=MAX_NOTE_LENGTH, blank=True)
+    line_total = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gte=1) & Q(quantity__lte=MAX_QUANTITY), name="order_item_quantity_range"
+            ),
+            models.CheckConstraint(condition=Q(unit_price__gt=0), name="order_item_unit_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.product_name}"
+
+
+class DailyCounter(models.Model):
+    """Last pickup number handed out on a business day; its row lock serialises number allocation."""
+
+    day = models.DateField(primary_key=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.last_number}"

@@ -1,0 +1,255 @@
+"""Every write to the menu, customers and orders. Views, admin actions and commands call these.
+
+Order status machine (each transition locks the order row first):
+
+    awaiting_payment -> received -> in_preparation -> ready -> completed
+    awaiting_payment -> cancelled
+
+Stock: placing an order reserves limited stock with a conditional UPDATE (never below zero); cancelling an
+unpaid order puts it back; payment makes the reservation final. Locks are always taken in the same order
+(products by id, then the day's pickup counter; or the order, then products by id), so they cannot deadlock.
+"""
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from kiosk.problems import DomainError, Invalid, InvalidTransition, OutOfStock, ProductUnavailable
+from orders.cpf import normalize_cpf
+from orders.models import Category, Customer, DailyCounter, Order, OrderItem, Product, Terminal
+
+logger = logging.getLogger(__name__)
+CENT = Decimal("0.01")
+S = Order.Status
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.AWAITING_PAYMENT: frozenset({S.RECEIVED, S.CANCELLED}),
+    S.RECEIVED: frozenset({S.IN_PREPARATION}),
+    S.IN_PREPARATION: frozenset({S.READY}),
+    S.READY: frozenset({S.COMPLETED}),
+}
+KITCHEN_STATUSES = (S.IN_PREPARATION, S.READY, S.COMPLETED)
+
+
+class UnknownProduct(DomainError):
+    status = 400
+    code = "unknown_product"
+
+
+class TerminalInactive(DomainError):
+    status = 403
+    code = "terminal_inactive"
+
+
+@dataclass(frozen=True)
+class ItemRequest:
+    product_id: int
+    quantity: int
+    note: str = ""
+
+
+# --- Customers ------------------------------------------------------------------------------------
+
+
+def customer_identify(*, cpf: str, name: str = "", email: str = "") -> tuple[Customer, bool]:
+    """Finds the customer with this CPF or creates one. Returns (customer, created).
+
+    A known customer's name and e-mail are only filled in when empty: anyone can type a CPF at a kiosk,
+    so a kiosk must not be able to overwrite someone else's details.
+    """
+    try:
+        digits = normalize_cpf(cpf)
+    except ValidationError as exc:
+        raise Invalid(exc.messages[0], errors={"cpf": exc.messages}) from None
+    customer, created = Customer.objects.get_or_create(cpf=digits, defaults={"name": name, "email": email})
+    if not created:
+        changed = {f: v for f, v in (("name", name), ("email", email)) if v and not getattr(customer, f)}
+        if changed:
+            Customer.objects.filter(pk=customer.pk).update(**changed, updated_at=timezone.now())
+            for field, value in changed.items():
+                setattr(customer, field, value)
+    return customer, created
+
+
+# --- Menu -----------------------------------------------------------------------------------------
+
+
+def product_create(*, category: Category, **fields) -> Product:
+    product = Product(category=category, **fields)
+    product.full_clean()
+    product.save()
+    return product
+
+
+@transaction.atomic
+def product_update(*, product_id: int, **fields) -> Product:
+    product = Product.objects.select_for_update().get(pk=product_id)
+    for field, value in fields.items():
+        setattr(product, field, value)
+    product.full_clean()
+    product.save()
+    return product
+
+
+def product_deactivate(*, product_id: int) -> Product:
+    """Products are never deleted (old orders point at them); they leave the menu."""
+    return product_update(product_id=product_id, active=False)
+
+
+# --- Orders ---------------------------------------------------------------------------------------
+
+
+def _merge_quantities(items: Iterable[ItemRequest]) -> "OrderedDict[int, int]":
+    wanted: OrderedDict[int, int] = OrderedDict()
+    for item in items:
+        wanted[item.product_id] = wanted.get(item.product_id, 0) + item.quantity
+    return wanted
+
+
+def _reserve_stock(products: dict[int, Product], wanted: dict[int, int]) -> None:
+    """Takes limited stock with one conditional UPDATE per product, in id order; all or nothing."""
+    for product_id in sorted(wanted):
+        product = products[product_id]
+        if product.stock is None:
+            continue
+        taken = Product.objects.filter(pk=product_id, active=True, stock__gte=wanted[product_id]).update(
+            stock=F("stock") - wanted[product_id]
+        )
+        if not taken:
+            current = Product.objects.filter(pk=product_id).values("active", "stock").first()
+            if not current["active"]:
+                raise ProductUnavailable(product_id=product_id, product_name=product.name)
+            raise OutOfStock(product_id=product_id, product_name=product.name, available=current["stock"] or 0)
+
+
+def _release_stock(items: Iterable[OrderItem]) -> None:
+    wanted = _merge_quantities(ItemRequest(i.product_id, i.quantity) for i in items)
+    for product_id in sorted(wanted):
+        Product.objects.filter(pk=product_id, stock__isnull=False).update(stock=F("stock") + wanted[product_id])
+
+
+def _next_pickup_number(day) -> int:
+    counter, _ = DailyCounter.objects.select_for_update().get_or_create(day=day)
+    counter.last_number += 1
+    counter.save(update_fields=["last_number"])
+    return counter.last_number
+
+
+@transaction.atomic
+def order_place(*, terminal: Terminal, items: list[ItemRequest], customer_cpf: str | None = None) -> Order:
+    """Places an order from a kiosk: prices come from the menu, never from the client."""
+    if not terminal.active:
+        raise TerminalInactive(f"Terminal '{terminal.name}' is disabled; ask a manager to enable it.")
+    if not items:
+        raise Invalid("An order needs at least one item.", errors={"items": ["This list may not be empty."]})
+
+    wanted = _merge_quantities(items)
+    products = Product.objects.in_bulk(list(wanted))
+    for product_id in wanted:
+        product = products.get(product_id)
+        if product is None:
+            raise UnknownProduct(f"Product {product_id} does not exist.", product_id=product_id)
+        if not product.active:
+            raise ProductUnavailable(product_id=product_id, product_name=product.name)
+        if product.stock is not None and product.stock < wanted[product_id]:
+            raise OutOfStock(product_id=product_id, product_name=product.name, available=product.stock)
+
+    customer = customer_identify(cpf=customer_cpf)[0] if customer_cpf else None
+    _reserve_stock(products, wanted)
+
+    lines = []
+    for item in items:
+        product = products[item.product_id]
+        lines.append(
+            OrderItem(
+                product=product,
+                product_name=product.name,
+                unit_price=product.price,
+                quantity=item.quantity,
+                note=item.note.strip(),
+                line_total=(product.price * item.quantity).quantize(CENT),
+            )
+        )
+    total = sum((line.line_total for line in lines), Decimal("0.00"))
+
+    business_date = timezone.localdate()
+    order = Order.objects.create(
+        business_date=business_date,
+        number=_next_pickup_number(business_date),
+        terminal=terminal,
+        customer=customer,
+        total=total,
+    )
+    for line in lines:
+        line.order = order
+    OrderItem.objects.bulk_create(lines)
+    logger.info("order placed: #%s %s total=%s terminal=%s", order.number, order.pk, total, terminal.pk)
+    return order
+
+
+def _transition(*, order_id, target: str, **extra_fields) -> tuple[Order, bool]:
+    """Locks the order, checks the status machine, records the time of the change.
+
+    Asking for the status the order already has is a no-op (a double tap on a kitchen screen, a retried
+    cancel), not an error.
+    """
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if order.status == target:
+        return order, False
+    if target not in ALLOWED_TRANSITIONS.get(order.status, ()):
+        raise InvalidTransition(current=order.status, target=target)
+    previous = order.status
+    order.status = target
+    setattr(order, f"{target}_at", timezone.now())
+    for field, value in extra_fields.items():
+        setattr(order, field, value)
+    order.save(update_fields=["status", f"{target}_at", "updated_at", *extra_fields])
+    logger.info("order #%s %s: %s -> %s", order.number, order.pk, previous, target)
+    return order, True
+
+
+@transaction.atomic
+def order_cancel(*, order_id, reason: str = Order.CancelReason.CUSTOMER) -> Order:
+    """Cancels an unpaid order and puts its reserved stock back."""
+    order, changed = _transition(order_id=order_id, target=S.CANCELLED, cancel_reason=reason)
+    if changed:
+        _release_stock(order.items.all())
+    return order
+
+
+@transaction.atomic
+def order_mark_paid(*, order_id) -> Order:
+    """awaiting_payment -> received: the money is in, the kitchen may start. Stock reserved stays taken."""
+    return _transition(order_id=order_id, target=S.RECEIVED)[0]
+
+
+@transaction.atomic
+def order_advance(*, order_id, status: str) -> Order:
+    """The kitchen moves a paid order along: in_preparation, ready, completed."""
+    if status not in KITCHEN_STATUSES:
+        raise Invalid(
+            f"The kitchen can set: {', '.join(KITCHEN_STATUSES)}.", errors={"status": [f"'{status}' is not one."]}
+        )
+    return _transition(order_id=order_id, target=status)[0]
+
+
+def orders_cancel_stale(*, now=None) -> int:
+    """Cancels orders left unpaid longer than ORDER_PAYMENT_TIMEOUT, releasing their stock."""
+    cutoff = (now or timezone.now()) - settings.ORDER_PAYMENT_TIMEOUT
+    cancelled = 0
+    stale = Order.objects.filter(status=S.AWAITING_PAYMENT, created_at__lt=cutoff).values_list("pk", flat=True)
+    for order_id in list(stale):
+        try:
+            order_cancel(order_id=order_id, reason=Order.CancelReason.PAYMENT_EXPIRED)
+            cancelled += 1
+        except InvalidTransition:
+            pass  # paid while we were looking
+    return cancelled

@@ -1,0 +1,254 @@
+"""REST endpoints for kiosks, the kitchen and managers. Thin: parse, call one service or selector, shape."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from kiosk.idempotency import idempotent
+from kiosk.problems import Invalid
+from kiosk.roles import KIOSK, KITCHEN, MANAGER, allow, is_staff_role
+from orders import selectors, services
+from orders.models import Customer, Order, Terminal
+from orders.serializers import (
+    CategorySerializer,
+    CPFField,
+    CustomerIdentifySerializer,
+    CustomerSerializer,
+    KitchenStatusSerializer,
+    OrderCreateSerializer,
+    OrderSerializer,
+    PickupBoardSerializer,
+    ProductSerializer,
+    ProductWriteSerializer,
+)
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="1 to 255 characters, unique per request; a retry with the same key returns the stored response.",
+)
+OPTIONAL_IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False
+)
+PROBLEM = OpenApiResponse(description="Problem details (application/problem+json) with a stable `code`.")
+ANY_ROLE = allow(KIOSK, KITCHEN, MANAGER)
+
+
+# --- Menu -----------------------------------------------------------------------------------------
+
+
+class CategoryListView(APIView):
+    permission_classes = [ANY_ROLE]
+
+    @extend_schema(responses=CategorySerializer(many=True))
+    def get(self, request):
+        return Response(CategorySerializer(selectors.categories_list(), many=True).data)
+
+
+class ProductListView(APIView):
+    def get_permissions(self):
+        return [allow(MANAGER)()] if self.request.method == "POST" else [ANY_ROLE()]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("category", OpenApiTypes.STR, description="Category slug")],
+        responses=ProductSerializer(many=True),
+    )
+    def get(self, request):
+        products = selectors.products_for(user=request.user, category_slug=request.query_params.get("category"))
+        return Response(ProductSerializer(products, many=True).data)
+
+    @extend_schema(
+        parameters=[OPTIONAL_IDEMPOTENCY_HEADER],
+        request=ProductWriteSerializer,
+        responses={201: ProductSerializer, 400: PROBLEM, 403: PROBLEM},
+    )
+    @idempotent(required=False)
+    def post(self, request):
+        serializer = ProductWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product = services.product_create(**serializer.validated_data)
+        return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
+
+
+class ProductDetailView(APIView):
+    def get_permissions(self):
+        return [ANY_ROLE()] if self.request.method == "GET" else [allow(MANAGER)()]
+
+    def _product(self, request, product_id):
+        return get_object_or_404(selectors.products_for(user=request.user), pk=product_id)
+
+    @extend_schema(responses={200: ProductSerializer, 404: PROBLEM})
+    def get(self, request, product_id):
+        return Response(ProductSerializer(self._product(request, product_id)).data)
+
+    @extend_schema(request=ProductWriteSerializer, responses={200: ProductSerializer, 400: PROBLEM})
+    def patch(self, request, product_id):
+        self._product(request, product_id)
+        serializer = ProductWriteSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        product = services.product_update(product_id=product_id, **serializer.validated_data)
+        return Response(ProductSerializer(product).data)
+
+    @extend_schema(responses={204: None, 404: PROBLEM})
+    def delete(self, request, product_id):
+        """Takes the product off the menu (it stays in old orders)."""
+        self._product(request, product_id)
+        services.product_deactivate(product_id=product_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Customers ------------------------------------------------------------------------------------
+
+
+class CustomerView(APIView):
+    permission_classes = [allow(KIOSK, MANAGER)]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("cpf", OpenApiTypes.STR, required=True, description="CPF, any common format")],
+        responses={200: CustomerSerializer, 400: PROBLEM, 404: PROBLEM},
+    )
+    def get(self, request):
+        """Looks a customer up by CPF."""
+        raw = request.query_params.get("cpf")
+        if not raw:
+            raise Invalid("Pass ?cpf= to look a customer up.", errors={"cpf": ["This parameter is required."]})
+        try:
+            cpf = CPFField().run_validation(raw)
+        except ValidationError as exc:
+            raise Invalid("Enter a valid CPF.", errors={"cpf": exc.detail}) from None
+        customer = get_object_or_404(Customer, cpf=cpf)
+        return Response(CustomerSerializer(customer).data)
+
+    @extend_schema(
+        parameters=[OPTIONAL_IDEMPOTENCY_HEADER],
+        request=CustomerIdentifySerializer,
+        responses={200: CustomerSerializer, 201: CustomerSerializer, 400: PROBLEM},
+    )
+    @idempotent(required=False)
+    def post(self, request):
+        """Identify-or-create by CPF: 200 for a known customer, 201 for a new one."""
+        serializer = CustomerIdentifySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        customer, created = services.customer_identify(**serializer.validated_data)
+        return Response(CustomerSerializer(customer).data, status=201 if created else 200)
+
+
+# --- Orders ---------------------------------------------------------------------------------------
+
+
+def _terminal_of(user) -> Terminal:
+    terminal = Terminal.objects.filter(user=user).first()
+    if terminal is None:
+        raise PermissionDenied("This login is not linked to a kiosk terminal.")
+    return terminal
+
+
+def _order_for(request, order_id) -> Order:
+    """The order if the caller may see it; another terminal's order is simply not found."""
+    return get_object_or_404(selectors.orders_visible_to(user=request.user), pk=order_id)
+
+
+class OrderListView(APIView):
+    def get_permissions(self):
+        return [allow(KIOSK)()] if self.request.method == "POST" else [ANY_ROLE()]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=[s for s, _ in Order.Status.choices])],
+        responses=OrderSerializer(many=True),
+    )
+    def get(self, request):
+        """Orders, newest first: a kiosk sees its own terminal's, staff see all."""
+        orders = selectors.orders_visible_to(user=request.user)
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in Order.Status.values:
+                raise Invalid(f"Unknown status '{wanted}'.", errors={"status": [f"Use one of {Order.Status.values}."]})
+            orders = orders.filter(status=wanted)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(OrderSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=OrderCreateSerializer,
+        responses={201: OrderSerializer, 400: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+    )
+    @idempotent(required=True)
+    def post(self, request):
+        """Places an order from this kiosk's terminal. Prices come from the menu."""
+        terminal = _terminal_of(request.user)
+        serializer = OrderCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        order = services.order_place(
+            terminal=terminal,
+            items=[services.ItemRequest(**item) for item in data["items"]],
+            customer_cpf=data.get("customer_cpf") or None,
+        )
+        return Response(
+            OrderSerializer(selectors.order_detail(order.pk)).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/v1/orders/{order.pk}/"},
+        )
+
+
+class OrderDetailView(APIView):
+    permission_classes = [ANY_ROLE]
+
+    @extend_schema(responses={200: OrderSerializer, 404: PROBLEM})
+    def get(self, request, order_id):
+        return Response(OrderSerializer(_order_for(request, order_id)).data)
+
+
+class OrderCancelView(APIView):
+    permission_classes = [ANY_ROLE]
+
+    @extend_schema(request=None, responses={200: OrderSerializer, 404: PROBLEM, 409: PROBLEM})
+    def post(self, request, order_id):
+        """Cancels an unpaid order (the customer gave up, or staff). Paid orders are refunded instead."""
+        _order_for(request, order_id)
+        reason = Order.CancelReason.STAFF if is_staff_role(request.user) else Order.CancelReason.CUSTOMER
+        services.order_cancel(order_id=order_id, reason=reason)
+        return Response(OrderSerializer(selectors.order_detail(order_id)).data)
+
+
+# --- Kitchen --------------------------------------------------------------------------------------
+
+
+class KitchenQueueView(APIView):
+    permission_classes = [allow(KITCHEN, MANAGER)]
+
+    @extend_schema(responses=OrderSerializer(many=True))
+    def get(self, request):
+        """Ready first, then in preparation, then received; oldest first within each."""
+        return Response(OrderSerializer(selectors.kitchen_queue(), many=True).data)
+
+
+class KitchenStatusView(APIView):
+    permission_classes = [allow(KITCHEN, MANAGER)]
+
+    @extend_schema(request=KitchenStatusSerializer, responses={200: OrderSerializer, 404: PROBLEM, 409: PROBLEM})
+    def post(self, request, order_id):
+        _order_for(request, order_id)
+        serializer = KitchenStatusSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.order_advance(order_id=order_id, status=serializer.validated_data["status"])
+        return Response(OrderSerializer(selectors.order_detail(order_id)).data)
+
+
+class PickupBoardView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(responses=PickupBoardSerializer)
+    def get(self, request):
+        """Order numbers being prepared and ready for pickup. Public: no personal data."""
+        return Response(selectors.pickup_board())
