@@ -10,6 +10,7 @@ from http import HTTPStatus
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -128,12 +129,28 @@ def _first_message(errors) -> str:
     return ""
 
 
+# MySQL/MariaDB deadlock (1213) and lock wait timeout (1205); SQLite's "database is locked".
+_LOCK_ERRORS = (1213, 1205)
+
+
+def _is_lock_contention(exc: OperationalError) -> bool:
+    code = exc.args[0] if exc.args else None
+    return code in _LOCK_ERRORS or "database is locked" in str(exc)
+
+
 def exception_handler(exc, context):
     """DRF exception handler: domain errors and DRF errors become problem details; anything else is a bug."""
     if isinstance(exc, DomainError):
         return problem_response(status=exc.status, code=exc.code, detail=exc.detail, **exc.extra)
     if isinstance(exc, RequestDataTooBig):
         return problem_response(status=413, code="payload_too_large", detail="Request body is too large.")
+    if isinstance(exc, OperationalError) and _is_lock_contention(exc):
+        return problem_response(
+            status=503,
+            code="busy_retry",
+            detail="The system is busy with other requests; retry in a moment (with the same Idempotency-Key).",
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, DjangoValidationError):
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(errors)
@@ -155,10 +172,8 @@ def exception_handler(exc, context):
             errors=errors,
         )
     else:
-        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
-        if code is None:
-            codes = exc.get_codes()
-            code = codes if isinstance(codes, str) else exc.default_code
+        # The exact class decides: a subclass (simplejwt's InvalidToken) keeps its own, more precise code.
+        code = _DRF_CODES.get(type(exc)) or exc.default_code
         detail = exc.detail if isinstance(exc.detail, str) else _first_message(exc.detail)
         body = problem_body(status=response.status_code, code=code, detail=str(detail))
     response.data = body

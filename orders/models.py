@@ -162,10 +162,14 @@ class OrderItem(models.Model):
         return f"{self.quantity} x {self.product_name}"
 
 
-class DailyCounter(models.Model):
-    """Last pickup number handed out on a business day; its row lock serialises number allocation."""
+class PickupCounter(models.Model):
+    """The pickup number sequence: one row, created by a migration, reset when the business day changes.
 
-    day = models.DateField(primary_key=True)
+    A single row that always exists (rather than a row per day) means allocating a number never races
+    to insert: it is one `SELECT ... FOR UPDATE` on a known row, which serialises order numbering only.
+    """
+
+    day = models.DateField()
     last_number = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:

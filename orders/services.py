@@ -7,7 +7,7 @@ Order status machine (each transition locks the order row first):
 
 Stock: placing an order reserves limited stock with a conditional UPDATE (never below zero); cancelling an
 unpaid order puts it back; payment makes the reservation final. Locks are always taken in the same order
-(products by id, then the day's pickup counter; or the order, then products by id), so they cannot deadlock.
+(products by id, then the pickup counter; or the order, then products by id), so they cannot deadlock.
 """
 
 import logging
@@ -24,10 +24,11 @@ from django.utils import timezone
 
 from kiosk.problems import DomainError, Invalid, InvalidTransition, OutOfStock, ProductUnavailable
 from orders.cpf import normalize_cpf
-from orders.models import Category, Customer, DailyCounter, Order, OrderItem, Product, Terminal
+from orders.models import Category, Customer, Order, OrderItem, PickupCounter, Product, Terminal
 
 logger = logging.getLogger(__name__)
 CENT = Decimal("0.01")
+PICKUP_COUNTER_ID = 1
 S = Order.Status
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -137,9 +138,14 @@ def _release_stock(items: Iterable[OrderItem]) -> None:
 
 
 def _next_pickup_number(day) -> int:
-    counter, _ = DailyCounter.objects.select_for_update().get_or_create(day=day)
+    counter = PickupCounter.objects.select_for_update().filter(pk=PICKUP_COUNTER_ID).first()
+    if counter is None:  # a migration creates the row; only a database emptied by hand lacks it
+        PickupCounter.objects.get_or_create(pk=PICKUP_COUNTER_ID, defaults={"day": day})
+        counter = PickupCounter.objects.select_for_update().get(pk=PICKUP_COUNTER_ID)
+    if counter.day != day:
+        counter.day, counter.last_number = day, 0
     counter.last_number += 1
-    counter.save(update_fields=["last_number"])
+    counter.save(update_fields=["day", "last_number"])
     return counter.last_number
 
 

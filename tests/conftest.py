@@ -21,7 +21,7 @@ requires_mysql = pytest.mark.skipif(
 def make_user(username: str, group: str | None = None, **extra) -> User:
     user = User.objects.create_user(username=username, password=username, **extra)
     if group:
-        user.groups.add(Group.objects.get(name=group))
+        user.groups.add(Group.objects.get_or_create(name=group)[0])  # transactional tests flush the seeded groups
     return user
 
 

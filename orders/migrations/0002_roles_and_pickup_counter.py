@@ -1,7 +1,10 @@
-"""Creates the three roles (groups) every install needs, with the admin permissions of each.
+"""Creates the three roles (groups) every install needs, with the admin permissions of each,
+and the pickup number counter row.
 
 Users are not created here: demo users come only from `manage.py seed_demo` (run by `make run`).
 """
+
+import datetime
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
@@ -41,6 +44,9 @@ def create_roles(apps, schema_editor):
     manager, _ = Group.objects.get_or_create(name="manager")
     grant(kitchen, KITCHEN_PERMISSIONS)
     grant(manager, MANAGER_PERMISSIONS)
+
+    PickupCounter = apps.get_model("orders", "PickupCounter")
+    PickupCounter.objects.get_or_create(pk=1, defaults={"day": datetime.date(2000, 1, 1)})
 
 
 class Migration(migrations.Migration):

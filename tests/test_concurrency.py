@@ -1,0 +1,90 @@
+"""What only real row locks can prove: parallel double taps and the race for the last unit of stock.
+
+These run on MySQL/MariaDB (CI does); on SQLite, whose writers queue one at a time, they are skipped.
+"""
+
+import datetime
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+
+from orders.models import Order, PickupCounter, Product, Terminal
+from orders.services import order_cancel
+from tests.conftest import client_for, make_user, place, requires_mysql
+
+pytestmark = [pytest.mark.django_db(transaction=True), requires_mysql]
+THREADS = 10
+
+
+@pytest.fixture(autouse=True)
+def pickup_counter(db):
+    """Transactional tests empty every table; put back the counter row the migration creates."""
+    PickupCounter.objects.get_or_create(pk=1, defaults={"day": datetime.date(2000, 1, 1)})
+
+
+def _in_parallel(fn, count=THREADS):
+    """Runs fn(i) in `count` threads released at the same instant; each thread uses its own connection."""
+    barrier = threading.Barrier(count)
+
+    def run(i):
+        try:
+            barrier.wait(timeout=10)
+            return fn(i)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_same_idempotency_key_from_parallel_requests_creates_one_order(terminal, menu):
+    body = [{"product_id": menu["juice"].pk, "quantity": 1}]
+    responses = _in_parallel(lambda i: place(client_for(terminal.user), body, key="double-tap"))
+
+    statuses = sorted(r.status_code for r in responses)
+    assert Order.objects.count() == 1
+    assert Product.objects.get(pk=menu["juice"].pk).stock == 2
+    created = [r for r in responses if r.status_code == 201 and "Idempotent-Replayed" not in r]
+    assert len(created) == 1, statuses
+    order_id = created[0].json()["id"]
+    for response in responses:
+        assert response.status_code in (201, 409), statuses
+        if response.status_code == 201:
+            assert response.json()["id"] == order_id
+        else:
+            assert response.json()["code"] == "idempotency_request_in_progress"
+
+
+def test_last_unit_of_stock_goes_to_exactly_one_order(menu):
+    Product.objects.filter(pk=menu["juice"].pk).update(stock=1)
+    terminals = [
+        Terminal.objects.create(
+            name=f"T{i}", store="S", external_pos_id=f"RACE{i}", user=make_user(f"race-{i}", "kiosk")
+        )
+        for i in range(THREADS)
+    ]
+    body = [{"product_id": menu["juice"].pk, "quantity": 1}, {"product_id": menu["burger"].pk, "quantity": 1}]
+    responses = _in_parallel(lambda i: place(client_for(terminals[i].user), body))
+
+    winners = [r for r in responses if r.status_code == 201]
+    losers = [r for r in responses if r.status_code != 201]
+    assert len(winners) == 1, [r.status_code for r in responses]
+    assert all(r.status_code == 409 and r.json()["code"] == "out_of_stock" for r in losers)
+    assert all(r.json()["product_name"] == "Suco" for r in losers)
+    assert Product.objects.get(pk=menu["juice"].pk).stock == 0
+    assert Order.objects.count() == 1
+
+
+def test_parallel_orders_get_distinct_pickup_numbers(terminal, menu):
+    body = [{"product_id": menu["burger"].pk, "quantity": 1}]
+    responses = _in_parallel(lambda i: place(client_for(terminal.user), body))
+    assert all(r.status_code == 201 for r in responses)
+    assert sorted(r.json()["number"] for r in responses) == list(range(1, THREADS + 1))
+
+
+def test_parallel_cancels_release_stock_once(terminal, menu):
+    order = place(client_for(terminal.user), [{"product_id": menu["juice"].pk, "quantity": 2}]).json()
+    _in_parallel(lambda i: order_cancel(order_id=order["id"]))
+    assert Product.objects.get(pk=menu["juice"].pk).stock == 3

@@ -1,0 +1,116 @@
+"""Cross-cutting behaviour: JWT login, problem details, request ids, PII masking, health, the demo seed."""
+
+import logging
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.db import OperationalError
+from rest_framework.test import APIClient
+
+from kiosk.logging import mask_pii
+from kiosk.problems import exception_handler
+from orders.models import Category, PickupCounter, Product, Terminal
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_jwt_login_refresh_and_use(terminal, menu):
+    client = APIClient()
+    response = client.post("/api/v1/auth/token/", {"username": "kiosk-a", "password": "kiosk-a"}, format="json")
+    assert response.status_code == 200
+    tokens = response.json()
+    refreshed = client.post("/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json")
+    assert refreshed.status_code == 200
+
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {refreshed.json()['access']}")
+    assert client.get("/api/v1/categories/").status_code == 200
+
+
+def test_bad_credentials_and_garbage_tokens_are_401_problems(terminal):
+    client = APIClient()
+    response = client.post("/api/v1/auth/token/", {"username": "kiosk-a", "password": "wrong"}, format="json")
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    client.credentials(HTTP_AUTHORIZATION="Bearer not.a.jwt")
+    response = client.get("/api/v1/categories/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+
+
+def test_a_user_without_a_role_is_refused(db):
+    client = APIClient()
+    client.force_authenticate(make_user("nobody"))
+    response = client.get("/api/v1/categories/")
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+
+
+def test_lock_contention_is_a_retryable_503_not_a_500():
+    exc = OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+    response = exception_handler(exc, {})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.data["code"] == "busy_retry"
+
+
+def test_request_id_is_echoed_or_made(kiosk):
+    assert kiosk.get("/api/v1/categories/", HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] == "abc-123"
+    made = kiosk.get("/api/v1/categories/", HTTP_X_REQUEST_ID="bad id with spaces")["X-Request-ID"]
+    assert len(made) == 32 and " " not in made
+
+
+def test_cpf_and_email_never_reach_the_logs(caplog):
+    assert mask_pii("cliente 529.982.247-25 / 52998224725 maria.silva@example.com") == (
+        "cliente ***.982.247-** / ***.982.247-** m***@example.com"
+    )
+    handler_filter = __import__("kiosk.logging", fromlist=["MaskPIIFilter"]).MaskPIIFilter()
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "identify %s", ("52998224725",), None)
+    handler_filter.filter(record)
+    assert record.getMessage() == "identify ***.982.247-**"
+
+
+def test_health_endpoints(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok"}
+
+
+def test_openapi_schema_and_docs_are_served(client):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/orders/" in schema.content
+    assert client.get("/api/docs/").status_code == 200
+
+
+def test_seed_demo_is_repeatable_and_keeps_data(settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    burger = Product.objects.get(name="X-Burger")
+    burger.price = "99.00"
+    burger.save()
+    call_command("seed_demo")
+    assert Product.objects.get(name="X-Burger").price == 99
+    assert set(Category.objects.values_list("name", flat=True)) == {"Lanche", "Acompanhamento", "Bebida", "Sobremesa"}
+    terminal = Terminal.objects.get(external_pos_id="KIOSK001")
+    assert terminal.user.username == "kiosk1"
+    for username, group in (("kiosk1", "kiosk"), ("kitchen1", "kitchen"), ("manager1", "manager")):
+        user = User.objects.get(username=username)
+        assert user.check_password(username)
+        assert list(user.groups.values_list("name", flat=True)) == [group]
+    assert User.objects.get(username="manager1").is_staff
+    assert User.objects.get(username="admin").is_superuser
+
+
+def test_seed_demo_refuses_without_debug(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError):
+        call_command("seed_demo")
+    assert not User.objects.exists()
+
+
+def test_migrations_create_roles_and_the_pickup_counter():
+    from django.contrib.auth.models import Group
+
+    assert set(Group.objects.values_list("name", flat=True)) >= {"kiosk", "kitchen", "manager"}
+    assert Group.objects.get(name="manager").permissions.filter(codename="change_product").exists()
+    assert PickupCounter.objects.filter(pk=1).exists()
