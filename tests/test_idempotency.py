@@ -29,8 +29,9 @@ def test_same_key_and_body_replays_the_stored_response(kiosk, menu):
 
 
 def test_key_order_of_json_fields_does_not_matter(kiosk, menu):
-    body_a = '{"items": [{"product_id": %d, "quantity": 1}], "customer_cpf": null}' % menu["juice"].pk
-    body_b = '{"customer_cpf": null, "items": [{"quantity": 1, "product_id": %d}]}' % menu["juice"].pk
+    pid = menu["juice"].pk
+    body_a = f'{{"items": [{{"product_id": {pid}, "quantity": 1}}], "customer_cpf": null}}'
+    body_b = f'{{"customer_cpf": null, "items": [{{"quantity": 1, "product_id": {pid}}}]}}'
     first = kiosk.post("/api/v1/orders/", body_a, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k")
     second = kiosk.post("/api/v1/orders/", body_b, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k")
     assert second["Idempotent-Replayed"] == "true"
