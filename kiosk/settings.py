@@ -189,8 +189,6 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Domain settings ------------------------------------------------------------------------------
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now: image URLs without a scheme are https
-
 IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
 # A request still "processing" after this long is taken to have died with its process.
 IDEMPOTENCY_STALE_AFTER = timedelta(seconds=env.int("IDEMPOTENCY_STALE_SECONDS", default=120))

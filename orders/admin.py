@@ -4,6 +4,7 @@ Money and status are read-only here: orders move only through actions that call 
 """
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
@@ -28,6 +29,7 @@ class ProductAdmin(admin.ModelAdmin):
     list_filter = ["active", "category"]
     list_select_related = ["category"]
     search_fields = ["name"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(boolean=True, description=_("available"))
     def available(self, product: Product) -> bool:
