@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: run test lint format bench migrate seed clean system-deps help
 
 help:
-	@echo "make run    - install, migrate, load demo data, serve on http://$(HOST):$(PORT) (SQLite + Mercado Pago simulator)"
+	@echo "make run    - install, migrate, load demo data, serve on http://$(HOST):$(PORT) (SQLite, demo data, DEBUG on)"
 	@echo "make test   - install test tools and run the whole suite (SQLite, or MySQL/MariaDB via DATABASE_URL)"
 	@echo "make lint   - ruff check and format check"
 

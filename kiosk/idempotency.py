@@ -20,10 +20,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.response import Response
 
+from kiosk.api import parse_json_safely
 from kiosk.models import IdempotencyRecord
 from kiosk.problems import Conflict, DomainError
 
 HEADER = "Idempotency-Key"
+REPLAYED_HEADERS = ("Location",)
 MAX_KEY_LENGTH = 255
 
 
@@ -46,13 +48,13 @@ class _TakenOver(Exception):
 
 
 def request_fingerprint(request) -> str:
+    """Method, path (trailing slash optional, as in the routes) and the JSON body with keys sorted."""
     body = request.body
-    try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
-        canonical = body
+    parsed = parse_json_safely(body)
+    canonical = body if parsed is None else json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
+    path = request.path.rstrip("/").encode("utf-8", "surrogateescape")
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.path.encode(), canonical):
+    for part in (request.method.encode(), path, canonical):
         digest.update(part)
         digest.update(b"\0")
     return digest.hexdigest()
@@ -94,9 +96,8 @@ def _claim(*, user, key: str, method: str, path: str, fingerprint: str):
             )
         if existing.state == IdempotencyRecord.State.PROCESSING:
             raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed; retry shortly.")
-        return None, Response(
-            existing.response_body, status=existing.response_status, headers={"Idempotent-Replayed": "true"}
-        )
+        headers = {**existing.response_headers, "Idempotent-Replayed": "true"}
+        return None, Response(existing.response_body, status=existing.response_status, headers=headers)
     raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed; retry shortly.")
 
 
@@ -135,6 +136,7 @@ def idempotent(*, required: bool = True):
                             state=IdempotencyRecord.State.COMPLETED,
                             response_status=response.status_code,
                             response_body=body,
+                            response_headers={h: response[h] for h in REPLAYED_HEADERS if response.has_header(h)},
                             updated_at=timezone.now(),
                         )
                         if not completed:

@@ -37,13 +37,15 @@ class BodySizeLimitMiddleware:
 
     def __call__(self, request):
         if request.path.startswith("/api/"):
+            from kiosk.problems import problem_json_response
+
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
-                length = 0
+                return problem_json_response(
+                    status=400, code="bad_request", detail="The Content-Length header is not a number."
+                )
             if length > settings.API_MAX_BODY_BYTES:
-                from kiosk.problems import problem_json_response
-
                 return problem_json_response(
                     status=413,
                     code="payload_too_large",

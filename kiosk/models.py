@@ -17,6 +17,7 @@ class IdempotencyRecord(models.Model):
     state = models.CharField(max_length=12, choices=State.choices, default=State.PROCESSING)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     expires_at = models.DateTimeField(db_index=True)

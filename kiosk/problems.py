@@ -174,7 +174,11 @@ def exception_handler(exc, context):
     else:
         # The exact class decides: a subclass (simplejwt's InvalidToken) keeps its own, more precise code.
         code = _DRF_CODES.get(type(exc)) or exc.default_code
-        detail = exc.detail if isinstance(exc.detail, str) else _first_message(exc.detail)
+        detail = exc.detail
+        if isinstance(detail, dict) and "detail" in detail:  # simplejwt nests its message
+            detail = detail["detail"]
+        if not isinstance(detail, str):
+            detail = _first_message(detail)
         body = problem_body(status=response.status_code, code=code, detail=str(detail))
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE

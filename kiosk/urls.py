@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.db import connection
 from django.http import JsonResponse
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -32,6 +33,7 @@ api_v1 = [
 ]
 
 
+@csrf_exempt  # a POST to a path that does not exist is a 404, not a CSRF failure
 def api_not_found(request, *args, **kwargs):
     """Any other /api/ path: a problem+json 404, also with DEBUG on (Django's debug 404 page is HTML)."""
     return problem_json_response(status=404, code="not_found", detail=f"No API endpoint at {request.path}.")
@@ -40,8 +42,12 @@ def api_not_found(request, *args, **kwargs):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
-    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(http_method_names=["get", "head"]), name="schema"),
+    re_path(
+        r"^api/docs/?$",
+        SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get", "head"]),
+        name="api-docs",
+    ),
     path("healthz", healthz),
     path("readyz", readyz),
     re_path(r"^api/", api_not_found),

@@ -3,6 +3,7 @@
 Money and status are read-only here: orders move only through actions that call `orders.services`.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
@@ -52,8 +53,20 @@ class CPFSearchMixin:
         return queryset.filter(**{self.cpf_lookup: digits}), False
 
 
+class CustomerForm(forms.ModelForm):
+    cpf = forms.CharField(label="CPF", max_length=20)
+
+    class Meta:
+        model = Customer
+        fields = ["cpf", "name", "email"]
+
+    def clean_cpf(self) -> str:
+        return normalize_cpf(self.cleaned_data["cpf"])  # staff may type the CPF with dots and dash
+
+
 @admin.register(Customer)
 class CustomerAdmin(CPFSearchMixin, admin.ModelAdmin):
+    form = CustomerForm
     list_display = ["masked_cpf", "name", "masked_email", "created_at"]
     search_fields = ["name"]
     readonly_fields = ["created_at", "updated_at"]

@@ -33,5 +33,5 @@ def mask_cpf(cpf: str) -> str:
 def mask_email(email: str) -> str:
     if not email or "@" not in email:
         return ""
-    local, _, domain = email.partition("@")
+    local, _, domain = email.rpartition("@")
     return f"{local[:1]}***@{domain}"

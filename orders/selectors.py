@@ -1,6 +1,8 @@
 """Reads: the menu a kiosk shows, the orders a caller may see, the kitchen queue and the pickup board."""
 
+from django.conf import settings
 from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.utils import timezone
 
 from kiosk.roles import MANAGER, has_role, is_staff_role
 from orders.models import Category, Order, OrderItem, Product
@@ -55,9 +57,14 @@ def kitchen_queue() -> QuerySet[Order]:
 
 
 def pickup_board() -> dict[str, list[int]]:
-    """Pickup numbers for the screen in the dining room: no names, no CPFs, no amounts."""
+    """Pickup numbers for the screen in the dining room: no names, no CPFs, no amounts.
+
+    Only orders of the last PICKUP_BOARD_HOURS: numbers restart daily, so a forgotten order from yesterday
+    must not show beside today's order with the same number.
+    """
+    since = timezone.now() - settings.PICKUP_BOARD_WINDOW
     rows = (
-        Order.objects.filter(status__in=(S.IN_PREPARATION, S.READY))
+        Order.objects.filter(status__in=(S.IN_PREPARATION, S.READY), created_at__gte=since)
         .order_by("created_at", "number")
         .values_list("status", "number")
     )

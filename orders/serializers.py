@@ -1,11 +1,11 @@
 """Request parsing and response shapes for the orders API. Money is always a decimal string."""
 
 from collections.abc import Mapping
-from decimal import Decimal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from kiosk.api import MoneyField, StrictBooleanField, StrictCharField, StrictIntegerField
 from orders.cpf import mask_cpf, mask_email, normalize_cpf
 from orders.models import MAX_NOTE_LENGTH, MAX_QUANTITY, Category, Customer, Order, OrderItem, Product
 from orders.services import KITCHEN_STATUSES
@@ -25,16 +25,7 @@ class StrictMixin:
         return super().to_internal_value(data)
 
 
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer and nothing else: no "2", no 2.0, no true."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class CPFField(serializers.CharField):
+class CPFField(StrictCharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 20)
         super().__init__(**kwargs)
@@ -71,8 +62,11 @@ class ProductWriteSerializer(StrictMixin, serializers.ModelSerializer):
     """What a manager sends to create or change a product. `category` is the category's slug."""
 
     category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
-    price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal("0.01"))
-    stock = StrictIntegerField(min_value=0, required=False, allow_null=True)
+    price = MoneyField()
+    stock = StrictIntegerField(min_value=0, max_value=1_000_000, required=False, allow_null=True)
+    active = StrictBooleanField(required=False)
+    name = StrictCharField(max_length=120)
+    description = StrictCharField(required=False, allow_blank=True)
 
     class Meta:
         model = Product
@@ -84,7 +78,7 @@ class ProductWriteSerializer(StrictMixin, serializers.ModelSerializer):
 
 class CustomerIdentifySerializer(StrictMixin, serializers.Serializer):
     cpf = CPFField(allow_blank=False)
-    name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=120, required=False, allow_blank=True, default="")
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
 
 
@@ -111,7 +105,7 @@ class CustomerSerializer(serializers.ModelSerializer):
 class OrderItemInputSerializer(StrictMixin, serializers.Serializer):
     product_id = StrictIntegerField(min_value=1, max_value=2**53)
     quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
-    note = serializers.CharField(max_length=MAX_NOTE_LENGTH, required=False, allow_blank=True, default="")
+    note = StrictCharField(max_length=MAX_NOTE_LENGTH, required=False, allow_blank=True, default="")
 
 
 class OrderCreateSerializer(StrictMixin, serializers.Serializer):

@@ -29,6 +29,7 @@ from orders.models import Category, Customer, Order, OrderItem, PickupCounter, P
 logger = logging.getLogger(__name__)
 CENT = Decimal("0.01")
 PICKUP_COUNTER_ID = 1
+MAX_ORDER_TOTAL = Decimal("99999999.99")  # what Order.total (10 digits, 2 decimals) can hold
 S = Order.Status
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -43,6 +44,11 @@ KITCHEN_STATUSES = (S.IN_PREPARATION, S.READY, S.COMPLETED)
 class UnknownProduct(DomainError):
     status = 400
     code = "unknown_product"
+
+
+class OrderTooLarge(DomainError):
+    status = 422
+    code = "order_total_too_large"
 
 
 class TerminalInactive(DomainError):
@@ -185,6 +191,8 @@ def order_place(*, terminal: Terminal, items: list[ItemRequest], customer_cpf: s
             )
         )
     total = sum((line.line_total for line in lines), Decimal("0.00"))
+    if total > MAX_ORDER_TOTAL:
+        raise OrderTooLarge(f"An order may total at most {MAX_ORDER_TOTAL}; this one totals {total}.")
 
     business_date = timezone.localdate()
     order = Order.objects.create(
@@ -225,10 +233,14 @@ def _transition(*, order_id, target: str, **extra_fields) -> tuple[Order, bool]:
 @transaction.atomic
 def order_cancel(*, order_id, reason: str = Order.CancelReason.CUSTOMER) -> Order:
     """Cancels an unpaid order and puts its reserved stock back."""
+    return _cancel(order_id=order_id, reason=reason)[0]
+
+
+def _cancel(*, order_id, reason: str) -> tuple[Order, bool]:
     order, changed = _transition(order_id=order_id, target=S.CANCELLED, cancel_reason=reason)
     if changed:
         _release_stock(order.items.all())
-    return order
+    return order, changed
 
 
 @transaction.atomic
@@ -254,8 +266,8 @@ def orders_cancel_stale(*, now=None) -> int:
     stale = Order.objects.filter(status=S.AWAITING_PAYMENT, created_at__lt=cutoff).values_list("pk", flat=True)
     for order_id in list(stale):
         try:
-            order_cancel(order_id=order_id, reason=Order.CancelReason.PAYMENT_EXPIRED)
-            cancelled += 1
+            with transaction.atomic():
+                cancelled += _cancel(order_id=order_id, reason=Order.CancelReason.PAYMENT_EXPIRED)[1]
         except InvalidTransition:
             pass  # paid while we were looking
     return cancelled

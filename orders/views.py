@@ -5,11 +5,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kiosk.api import BoundedLimitOffsetPagination
 from kiosk.idempotency import idempotent
 from kiosk.problems import Invalid
 from kiosk.roles import KIOSK, KITCHEN, MANAGER, allow, is_staff_role
@@ -172,7 +172,7 @@ class OrderListView(APIView):
             if wanted not in Order.Status.values:
                 raise Invalid(f"Unknown status '{wanted}'.", errors={"status": [f"Use one of {Order.Status.values}."]})
             orders = orders.filter(status=wanted)
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderSerializer(page, many=True).data)
 

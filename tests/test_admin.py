@@ -88,3 +88,13 @@ def test_kitchen_user_without_staff_flag_cannot_enter_the_admin(client, kitchen_
     client.force_login(kitchen_user)
     assert client.get("/admin/orders/order/").status_code == 302
     assert not User.objects.get(pk=kitchen_user.pk).is_staff
+
+
+def test_staff_may_type_a_cpf_with_punctuation(admin_client, manager_user):
+    manager_user.is_superuser = True
+    manager_user.save()
+    response = admin_client.post("/admin/orders/customer/add/", {"cpf": "390.533.447-05", "name": "João", "email": ""})
+    assert response.status_code == 302
+    assert Customer.objects.get(name="João").cpf == "39053344705"
+    response = admin_client.post("/admin/orders/customer/add/", {"cpf": "390.533.447-00", "name": "X", "email": ""})
+    assert response.status_code == 200 and "valid CPF" in response.content.decode()

@@ -132,3 +132,12 @@ def test_pickup_board_is_public_and_shows_only_numbers(orders, kiosk, menu):
     response = client_for(None).get("/api/v1/pickup-board/")
     assert response.status_code == 200
     assert response.json() == {"in_preparation": [numbers[o1]], "ready": [numbers[o2]]}
+
+
+def test_pickup_board_forgets_orders_from_long_ago(orders, settings):
+    o1, o2, *_ = orders
+    _move(o1, S.RECEIVED, S.IN_PREPARATION, S.READY)
+    _move(o2, S.RECEIVED, S.IN_PREPARATION, S.READY)
+    Order.objects.filter(pk=o1).update(created_at=timezone.now() - settings.PICKUP_BOARD_WINDOW * 2)
+    board = client_for(None).get("/api/v1/pickup-board/").json()
+    assert board["ready"] == [Order.objects.get(pk=o2).number]

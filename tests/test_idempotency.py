@@ -24,6 +24,7 @@ def test_same_key_and_body_replays_the_stored_response(kiosk, menu):
     assert second["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first
     assert second.json() == first.json()
+    assert second["Location"] == first["Location"]
     assert Order.objects.count() == 1
     assert Product.objects.get(pk=menu["juice"].pk).stock == 2
 

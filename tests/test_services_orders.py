@@ -161,6 +161,7 @@ def test_stale_unpaid_orders_are_cancelled_and_release_stock(terminal, menu, set
     fresh = order_place(terminal=terminal, items=[ItemRequest(menu["juice"].pk, 1)])
 
     assert services.orders_cancel_stale() == 1
+    assert services.orders_cancel_stale() == 0
     old.refresh_from_db()
     fresh.refresh_from_db()
     assert (old.status, old.cancel_reason) == (S.CANCELLED, Order.CancelReason.PAYMENT_EXPIRED)

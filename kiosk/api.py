@@ -1,0 +1,108 @@
+"""DRF plumbing shared by every endpoint: the JSON parser, renderers and pagination, hardened against
+hostile input (deep nesting, exotic charsets, absurd page sizes)."""
+
+import codecs
+import json
+import re
+from decimal import Decimal
+
+from django.conf import settings
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+
+# JSON text is UTF-8 (RFC 8259); UTF-16/32 and Latin-1 are tolerated for old clients.
+ALLOWED_CHARSETS = {"utf-8", "utf-16", "utf-32", "ascii", "iso8859-1"}
+
+
+class StrictJSONParser(JSONParser):
+    """JSON only, in a sane charset, and a parse error (not a crash) for pathological nesting."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parser_context = parser_context or {}
+        encoding = parser_context.get("encoding") or settings.DEFAULT_CHARSET
+        try:
+            canonical = codecs.lookup(encoding).name
+        except LookupError:
+            canonical = None
+        if canonical not in ALLOWED_CHARSETS:
+            raise UnsupportedMediaType(media_type, detail=f"Unsupported charset '{encoding}'; send UTF-8 JSON.")
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the document is nested too deeply.")
+
+
+def parse_json_safely(raw: bytes):
+    """json.loads that returns None instead of raising on anything a client can send."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+class ProblemJSONRenderer(JSONRenderer):
+    """Lets clients that send `Accept: application/problem+json` get an answer instead of a 406."""
+
+    media_type = "application/problem+json"
+
+
+class BoundedLimitOffsetPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 200
+    max_offset = 10**9
+
+    def get_offset(self, request):
+        return min(super().get_offset(request), self.max_offset)
+
+
+# --- Serializer fields that take JSON types at their word ---------------------------------------
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer and nothing else: no "2", no 2.0, no true."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string and nothing else: a number where text belongs is a client bug."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false; not "yes", 1 or "on"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+_MONEY = re.compile(r"^[0-9]{1,8}(\.[0-9]{1,2})?$")
+
+
+class MoneyField(serializers.DecimalField):
+    """Money in, as in out: a decimal string such as "25.90". Never a float."""
+
+    default_error_messages = {"format": 'Send money as a decimal string with up to 2 decimals, e.g. "25.90".'}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 10)
+        kwargs.setdefault("decimal_places", 2)
+        kwargs.setdefault("min_value", Decimal("0.01"))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not _MONEY.match(data):
+            self.fail("format")
+        return super().to_internal_value(data)
