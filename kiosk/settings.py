@@ -3,6 +3,7 @@
 Every variable is documented in `.env.example` and in the README's configuration table.
 """
 
+import hashlib
 import secrets
 import sys
 from datetime import timedelta
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
     "kiosk",
     "orders",
     "payments",
+    "payments.simulator",
 ]
 
 MIDDLEWARE = [
@@ -199,6 +201,32 @@ ORDER_PAYMENT_TIMEOUT = timedelta(minutes=env.int("ORDER_PAYMENT_TIMEOUT_MINUTES
 
 # The public pickup board shows orders placed within this many hours.
 PICKUP_BOARD_WINDOW = timedelta(hours=env.int("PICKUP_BOARD_HOURS", default=12))
+
+# --- Mercado Pago ---------------------------------------------------------------------------------
+# With an access token: live mode, the official SDK talks to MERCADOPAGO_API_BASE_URL. Without one: simulator
+# mode, the same SDK talks in-process to our Mercado Pago simulator (payments/simulator), served at /mp-simulator/.
+MERCADOPAGO_ACCESS_TOKEN = env.str("MERCADOPAGO_ACCESS_TOKEN", default="")
+MERCADOPAGO_SIMULATOR = not MERCADOPAGO_ACCESS_TOKEN
+MERCADOPAGO_API_BASE_URL = env.str("MERCADOPAGO_API_BASE_URL", default="https://api.mercadopago.com").rstrip("/")
+MERCADOPAGO_WEBHOOK_SECRET = env.str("MERCADOPAGO_WEBHOOK_SECRET", default="")
+if not MERCADOPAGO_WEBHOOK_SECRET:
+    if not MERCADOPAGO_SIMULATOR:
+        raise ImproperlyConfigured(
+            "MERCADOPAGO_WEBHOOK_SECRET (the application's secret signature) is required with an access token."
+        )
+    # The simulator signs and we verify in the same installation: a secret derived from SECRET_KEY will do.
+    MERCADOPAGO_WEBHOOK_SECRET = hashlib.sha256(f"mp-simulator:{SECRET_KEY}".encode()).hexdigest()
+MERCADOPAGO_NOTIFICATION_URL = env.str(
+    "MERCADOPAGO_NOTIFICATION_URL", default=f"{SITE_URL}/api/v1/webhooks/mercadopago/"
+)
+# Minutes a dynamic QR stays payable (Mercado Pago's expiration_time; its default is 15).
+MERCADOPAGO_QR_EXPIRATION = timedelta(minutes=env.int("MERCADOPAGO_QR_EXPIRATION", default=15))
+MERCADOPAGO_TIMEOUT = env.float("MERCADOPAGO_TIMEOUT", default=4.0)  # seconds per HTTP call
+MERCADOPAGO_MAX_RETRIES = env.int("MERCADOPAGO_MAX_RETRIES", default=2)  # extra attempts on transient failures
+MERCADOPAGO_BREAKER_THRESHOLD = env.int("MERCADOPAGO_BREAKER_THRESHOLD", default=5)  # failures in a row
+MERCADOPAGO_BREAKER_COOLDOWN = env.int("MERCADOPAGO_BREAKER_COOLDOWN", default=30)  # seconds open
+# Largest age (seconds) of a notification's x-signature ts; 0 turns the check off.
+MERCADOPAGO_SIGNATURE_TOLERANCE = env.int("MERCADOPAGO_SIGNATURE_TOLERANCE", default=600)
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -1,0 +1,1 @@
+"""State of the Mercado Pago simulator: its orders, transactions and refunds."""
