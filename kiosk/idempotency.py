@@ -10,6 +10,7 @@ The handler's writes and the stored response commit in one transaction, so a cra
 order without its record (or the reverse).
 """
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -101,8 +102,12 @@ def _claim(*, user, key: str, method: str, path: str, fingerprint: str):
     raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed; retry shortly.")
 
 
-def idempotent(*, required: bool = True):
-    """Decorator for a DRF view method (`def post(self, request, ...)`) that creates something."""
+def idempotent(*, required: bool = True, atomic: bool = True):
+    """Decorator for a DRF view method (`def post(self, request, ...)`) that creates something.
+
+    `atomic=False` is for handlers that call Mercado Pago, which must not happen inside a transaction; their
+    service must then be idempotent by itself (checkout is: it returns the payment it already made).
+    """
 
     def decorator(view_method):
         @functools.wraps(view_method)
@@ -126,7 +131,7 @@ def idempotent(*, required: bool = True):
             if replay is not None:
                 return replay
             try:
-                with transaction.atomic():
+                with transaction.atomic() if atomic else contextlib.nullcontext():
                     response = view_method(self, request, *args, **kwargs)
                     if 200 <= response.status_code < 300:
                         body = json.loads(json.dumps(response.data, cls=DjangoJSONEncoder))

@@ -26,9 +26,10 @@ class DomainError(Exception):
     code = "bad_request"
     title = ""
 
-    def __init__(self, detail: str, **extra):
+    def __init__(self, detail: str, *, headers: dict | None = None, **extra):
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers
         self.extra = extra
 
 
@@ -141,7 +142,7 @@ def _is_lock_contention(exc: OperationalError) -> bool:
 def exception_handler(exc, context):
     """DRF exception handler: domain errors and DRF errors become problem details; anything else is a bug."""
     if isinstance(exc, DomainError):
-        return problem_response(status=exc.status, code=exc.code, detail=exc.detail, **exc.extra)
+        return problem_response(status=exc.status, code=exc.code, detail=exc.detail, headers=exc.headers, **exc.extra)
     if isinstance(exc, RequestDataTooBig):
         return problem_response(status=413, code="payload_too_large", detail="Request body is too large.")
     if isinstance(exc, OperationalError) and _is_lock_contention(exc):

@@ -30,6 +30,7 @@ api_v1 = [
     re_path(r"^auth/token/?$", TokenObtainPairView.as_view(), name="token-obtain"),
     re_path(r"^auth/token/refresh/?$", TokenRefreshView.as_view(), name="token-refresh"),
     path("", include("orders.urls")),
+    path("", include("payments.urls")),
 ]
 
 

@@ -13,6 +13,7 @@ from kiosk.problems import DomainError
 from orders import services
 from orders.cpf import mask_cpf, mask_email, normalize_cpf
 from orders.models import Category, Customer, Order, OrderItem, Product, Terminal
+from payments import services as payment_services
 
 
 @admin.register(Category)
@@ -175,7 +176,7 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
         _status_action(
             "cancel_unpaid",
             "Cancel unpaid order",
-            lambda o: services.order_cancel(order_id=o.pk, reason=Order.CancelReason.STAFF),
+            lambda o: payment_services.order_cancel_unpaid(order_id=o.pk, reason=Order.CancelReason.STAFF),
         ),
     ]
 

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -257,17 +256,3 @@ def order_advance(*, order_id, status: str) -> Order:
             f"The kitchen can set: {', '.join(KITCHEN_STATUSES)}.", errors={"status": [f"'{status}' is not one."]}
         )
     return _transition(order_id=order_id, target=status)[0]
-
-
-def orders_cancel_stale(*, now=None) -> int:
-    """Cancels orders left unpaid longer than ORDER_PAYMENT_TIMEOUT, releasing their stock."""
-    cutoff = (now or timezone.now()) - settings.ORDER_PAYMENT_TIMEOUT
-    cancelled = 0
-    stale = Order.objects.filter(status=S.AWAITING_PAYMENT, created_at__lt=cutoff).values_list("pk", flat=True)
-    for order_id in list(stale):
-        try:
-            with transaction.atomic():
-                cancelled += _cancel(order_id=order_id, reason=Order.CancelReason.PAYMENT_EXPIRED)[1]
-        except InvalidTransition:
-            pass  # paid while we were looking
-    return cancelled

@@ -27,6 +27,7 @@ from orders.serializers import (
     ProductSerializer,
     ProductWriteSerializer,
 )
+from payments import services as payment_services
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -213,10 +214,11 @@ class OrderCancelView(APIView):
 
     @extend_schema(request=None, responses={200: OrderSerializer, 404: PROBLEM, 409: PROBLEM})
     def post(self, request, order_id):
-        """Cancels an unpaid order (the customer gave up, or staff). Paid orders are refunded instead."""
+        """Cancels an unpaid order (the customer gave up, or staff), and its QR at Mercado Pago.
+        Paid orders are refunded instead."""
         _order_for(request, order_id)
         reason = Order.CancelReason.STAFF if is_staff_role(request.user) else Order.CancelReason.CUSTOMER
-        services.order_cancel(order_id=order_id, reason=reason)
+        payment_services.order_cancel_unpaid(order_id=order_id, reason=reason, actor=request.user.get_username())
         return Response(OrderSerializer(selectors.order_detail(order_id)).data)
 
 

@@ -1,1 +1,187 @@
-"""Payments, the payment ledger and the Mercado Pago notification inbox (coming with the checkout)."""
+"""Payments, the payment ledger and the Mercado Pago notification inbox.
+
+State changes live in `payments/services.py`; the ledger (`PaymentEvent`) is append-only and explains every
+payment: what was asked of Mercado Pago, what it answered, what we did about it.
+"""
+
+import secrets
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from orders.models import MONEY, Order
+
+
+def new_reference() -> str:
+    """Our external_reference for Mercado Pago: <= 64 chars of [A-Za-z0-9_-], unguessable, and the
+    X-Idempotency-Key of the QR creation, so a retried creation can never make a second QR order."""
+    return f"kp-{secrets.token_hex(16)}"
+
+
+class Payment(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        CANCELLED = "cancelled", "Cancelled"
+        REFUNDED = "refunded", "Refunded"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+        CHARGED_BACK = "charged_back", "Charged back"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    provider = models.CharField(max_length=20, default="mercadopago")
+    reference = models.CharField(
+        "external reference", max_length=64, unique=True, default=new_reference, editable=False
+    )
+    provider_order_id = models.CharField("Mercado Pago order id", max_length=64, null=True, blank=True, unique=True)
+    provider_payment_id = models.CharField("Mercado Pago payment id", max_length=64, blank=True, db_index=True)
+    amount = models.DecimalField(**MONEY)
+    paid_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    provider_status = models.CharField(max_length=40, blank=True, help_text="Mercado Pago's last order status.")
+    provider_status_detail = models.CharField(max_length=60, blank=True)
+    qr_data = models.TextField(blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    # Set only on the payment that paid the order: the database refuses a second one.
+    settles = models.OneToOneField(
+        Order, on_delete=models.PROTECT, null=True, blank=True, related_name="settled_by", editable=False
+    )
+    needs_review = models.BooleanField(default=False, db_index=True)
+    review_reason = models.TextField(blank=True)
+    last_error = models.TextField(blank=True, help_text="Why the last call to Mercado Pago failed, if it did.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+        ]
+        permissions = [("refund_payment", "Can refund payments through Mercado Pago")]
+
+    def __str__(self) -> str:
+        return f"Payment {self.pk} ({self.status}) for order {self.order_id}"
+
+    @property
+    def qr_valid(self) -> bool:
+        return bool(
+            self.status == self.Status.PENDING and self.qr_data and self.expires_at and self.expires_at > timezone.now()
+        )
+
+    def refunded_amount(self) -> Decimal:
+        """Derived from the ledger, never stored: the sum of refunds Mercado Pago confirmed."""
+        total = self.events.filter(type=PaymentEvent.Type.REFUND_SUCCEEDED).aggregate(s=Sum("amount"))["s"]
+        return total or Decimal("0.00")
+
+
+class Refund(models.Model):
+    """Money given back through Mercado Pago. `requested` holds its amount against the refundable
+    remainder until Mercado Pago answers, so two managers clicking at once cannot over-refund."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(**MONEY)
+    reason = models.TextField()
+    requested_by = models.CharField(max_length=150)
+    idempotency_key = models.CharField(max_length=64, unique=True, default=new_reference, editable=False)
+    provider_refund_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"Refund {self.amount} ({self.status})"
+
+
+class PaymentEvent(models.Model):
+    """Append-only ledger: one row per thing that happened to a payment, with the payload that caused it."""
+
+    class Type(models.TextChoices):
+        CREATED = "created", "Created"
+        QR_CREATED = "qr_created", "QR created"
+        QR_FAILED = "qr_failed", "QR creation failed"
+        NOTIFICATION_RECEIVED = "notification_received", "Notification received"
+        STATUS_CHANGED = "status_changed", "Status changed"
+        CANCEL_REQUESTED = "cancel_requested", "Cancel requested"
+        CANCEL_FAILED = "cancel_failed", "Cancel failed"
+        REFUND_REQUESTED = "refund_requested", "Refund requested"
+        REFUND_SUCCEEDED = "refund_succeeded", "Refund succeeded"
+        REFUND_FAILED = "refund_failed", "Refund failed"
+        REVIEW_FLAGGED = "review_flagged", "Flagged for review"
+        REVIEW_RESOLVED = "review_resolved", "Review resolved"
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(max_length=30, choices=Type.choices)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    amount = models.DecimalField(**MONEY, null=True, blank=True)
+    # Mercado Pago's id for what happened (a refund id...): with the payment and type, unique, so the same
+    # fact reported twice is recorded once even when the two reports arrive at the same instant.
+    provider_reference = models.CharField(max_length=100, null=True, blank=True)
+    message = models.TextField(blank=True)
+    payload = models.JSONField(null=True, blank=True)
+    actor = models.CharField(max_length=150, blank=True, help_text="Who or what caused it.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment", "type", "provider_reference"], name="payment_event_unique_provider_fact"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} ({self.created_at:%Y-%m-%d %H:%M:%S})"
+
+
+class WebhookDelivery(models.Model):
+    """The inbox: every request to the notification URL, stored before anything else, even forged ones."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # stored, not applied yet (or applying failed: retried by a command)
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"  # genuine but about nothing of ours (or a duplicate)
+        REJECTED = "rejected", "Rejected"  # bad or missing signature
+
+    topic = models.CharField(max_length=40, blank=True)
+    action = models.CharField(max_length=60, blank=True)
+    resource_id = models.CharField(max_length=100, blank=True, db_index=True)
+    request_id = models.CharField("x-request-id", max_length=100, blank=True)
+    # Mercado Pago's identifiers for this notification; set only once the signature checked out, so a
+    # forged delivery can never take the place of the genuine one.
+    dedupe_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    signature = models.CharField(max_length=300, blank=True)
+    signature_valid = models.BooleanField(null=True)
+    signature_error = models.CharField(max_length=200, blank=True)
+    query = models.JSONField(default=dict)
+    headers = models.JSONField(default=dict)
+    body = models.TextField(blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    payment = models.ForeignKey(Payment, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.topic or '?'} {self.resource_id} ({self.status})"

@@ -153,17 +153,3 @@ def test_customer_identify_normalises_and_never_overwrites_known_details():
 def test_order_with_cpf_links_the_customer(terminal, menu):
     order = order_place(terminal=terminal, items=[ItemRequest(menu["burger"].pk, 1)], customer_cpf="529.982.247-25")
     assert order.customer.cpf == "52998224725"
-
-
-def test_stale_unpaid_orders_are_cancelled_and_release_stock(terminal, menu, settings):
-    old = order_place(terminal=terminal, items=[ItemRequest(menu["juice"].pk, 2)])
-    Order.objects.filter(pk=old.pk).update(created_at=timezone.now() - settings.ORDER_PAYMENT_TIMEOUT * 2)
-    fresh = order_place(terminal=terminal, items=[ItemRequest(menu["juice"].pk, 1)])
-
-    assert services.orders_cancel_stale() == 1
-    assert services.orders_cancel_stale() == 0
-    old.refresh_from_db()
-    fresh.refresh_from_db()
-    assert (old.status, old.cancel_reason) == (S.CANCELLED, Order.CancelReason.PAYMENT_EXPIRED)
-    assert fresh.status == S.AWAITING_PAYMENT
-    assert Product.objects.get(pk=menu["juice"].pk).stock == 2

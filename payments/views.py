@@ -1,0 +1,113 @@
+"""Payment endpoints: checkout (the QR), the status a kiosk polls, and Mercado Pago's notification URL."""
+
+import logging
+
+from django.db import DatabaseError
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from kiosk.idempotency import idempotent
+from kiosk.problems import DomainError, problem_json_response
+from kiosk.roles import KIOSK, KITCHEN, MANAGER, allow
+from orders import selectors as order_selectors
+from orders.views import IDEMPOTENCY_HEADER, PROBLEM
+from payments import services, webhooks
+from payments.gateway import GatewayError, GatewayUnavailable
+from payments.models import Payment
+from payments.serializers import PaymentSerializer, PaymentStatusSerializer
+
+logger = logging.getLogger(__name__)
+
+
+class ProviderUnavailable(DomainError):
+    status = 503
+    code = "payment_provider_unavailable"
+
+
+class NoPayment(DomainError):
+    status = 404
+    code = "no_payment"
+
+
+class ProviderError(DomainError):
+    status = 502
+    code = "payment_provider_error"
+
+
+def provider_problem(exc: GatewayError) -> DomainError:
+    """Mercado Pago down: 503 with Retry-After. Mercado Pago said no: 502 with its code and message."""
+    if isinstance(exc, GatewayUnavailable):
+        return ProviderUnavailable(
+            "Mercado Pago is not answering right now; nothing was charged. Try again in a moment.",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    return ProviderError(
+        f"Mercado Pago refused the request: {exc.message}", provider_status=exc.status, provider_code=exc.code
+    )
+
+
+def _order_for(request, order_id):
+    return get_object_or_404(order_selectors.orders_visible_to(user=request.user), pk=order_id)
+
+
+class CheckoutView(APIView):
+    permission_classes = [allow(KIOSK, MANAGER)]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=None,
+        responses={
+            201: PaymentSerializer,
+            200: PaymentSerializer,
+            404: PROBLEM,
+            409: PROBLEM,
+            502: PROBLEM,
+            503: PROBLEM,
+        },
+    )
+    @idempotent(required=True, atomic=False)
+    def post(self, request, order_id):
+        """Creates the Mercado Pago dynamic QR for an unpaid order (201), or returns the valid one (200)."""
+        _order_for(request, order_id)
+        try:
+            payment, created = services.payment_checkout(order_id=order_id)
+        except GatewayError as exc:
+            raise provider_problem(exc) from None
+        return Response({"payment": PaymentSerializer(payment).data}, status=201 if created else 200)
+
+
+class OrderPaymentView(APIView):
+    permission_classes = [allow(KIOSK, KITCHEN, MANAGER)]
+
+    @extend_schema(responses={200: PaymentStatusSerializer, 404: PROBLEM})
+    def get(self, request, order_id):
+        """The order's latest payment, from our database only: cheap enough to poll every second."""
+        order = _order_for(request, order_id)
+        payment = Payment.objects.filter(order=order).order_by("-created_at", "-id").first()
+        if payment is None:
+            raise NoPayment("This order has no payment yet: POST .../checkout/ first.")
+        data = PaymentStatusSerializer(payment).data
+        data["qr_data"] = payment.qr_data if payment.status == Payment.Status.PENDING else None
+        return Response({"payment": data})
+
+
+@csrf_exempt
+def mercadopago_webhook(request):
+    """Mercado Pago's notification URL. Answers fast: 200 once the delivery is safely stored (and applied,
+    when Mercado Pago answers our fetch), 401 for a bad signature, 5xx only if we could not store it."""
+    if request.method != "POST":
+        return problem_json_response(status=405, code="method_not_allowed", detail="Notifications are POSTed.")
+    try:
+        delivery = webhooks.delivery_store(request)
+    except DatabaseError:
+        logger.exception("could not store a Mercado Pago notification")
+        return problem_json_response(status=503, code="not_stored", detail="Could not store the notification.")
+    if not webhooks.delivery_handle(delivery):
+        return problem_json_response(
+            status=401, code="invalid_signature", detail=f"Notification rejected: {delivery.signature_error}."
+        )
+    return JsonResponse({"status": "received", "delivery": delivery.pk})
