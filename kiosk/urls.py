@@ -1,5 +1,6 @@
 """Top-level routes: admin, the versioned REST API, its schema and docs, and health checks."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.db import connection
 from django.http import JsonResponse
@@ -51,6 +52,7 @@ urlpatterns = [
     ),
     path("healthz", healthz),
     path("readyz", readyz),
+    *([path("mp-simulator/", include("payments.simulator.urls"))] if settings.MERCADOPAGO_SIMULATOR else []),
     re_path(r"^api/", api_not_found),
 ]
 

@@ -1,0 +1,128 @@
+"""HTTP face of the Mercado Pago simulator, mounted at /mp-simulator/ in simulator mode only.
+
+/mp-simulator/v1/...                      the simulated API over HTTP (same dispatcher as the SDK client)
+POST /mp-simulator/v1/orders/{id}/simulate  settle an order: approved | rejected | expired (a test hook,
+                                          not a Mercado Pago endpoint)
+/mp-simulator/pay/{id}/                   the page the QR points to: the "buyer's phone", Pagar / Recusar
+"""
+
+import json
+from decimal import Decimal
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from payments.simulator import engine, shapes
+from payments.simulator.api import dispatch
+from payments.simulator.errors import ApiError, orders_error
+from payments.simulator.models import SimOrder
+
+SIMULATE_FIELDS = {"outcome", "duplicates", "delay_s", "paid_amount", "signature_ts"}
+
+
+@csrf_exempt  # an API authenticated by its Bearer token, called by programs, not browsers
+def api_view(request: HttpRequest, api_path: str) -> HttpResponse:
+    status, body = dispatch(
+        request.method,
+        "/" + api_path,
+        headers=dict(request.headers),
+        params=request.GET.dict(),
+        body=request.body,
+    )
+    if body is None:
+        return HttpResponse(status=status)
+    return JsonResponse(body, status=status, safe=False)
+
+
+@csrf_exempt  # a test hook for scripts and the kiosk developer's curl, like the API it sits in
+def simulate_view(request: HttpRequest, order_id: str) -> HttpResponse:
+    """POST {"outcome", "duplicates"?, "delay_s"?, "paid_amount"?, "signature_ts"?} -> 200 with the order."""
+    try:
+        if request.method != "POST":
+            raise orders_error(405, "method_not_allowed", "Use POST.")
+        try:
+            data = json.loads(request.body or b"null")
+        except ValueError as exc:
+            raise orders_error(400, "json_syntax_error", f"The body is not valid JSON: {exc}.")
+        if not isinstance(data, dict):
+            raise orders_error(400, "property_type", "The body must be a JSON object.", ["$"])
+        unknown = sorted(set(data) - SIMULATE_FIELDS)
+        if unknown:
+            raise orders_error(400, "unsupported_properties", "Unsupported properties.", [f"$.{n}" for n in unknown])
+        if "outcome" not in data:
+            raise orders_error(400, "required_properties", "Missing required properties.", ["$.outcome"])
+        order = engine.simulate(
+            order_id,
+            data["outcome"],
+            duplicates=data.get("duplicates", 0),
+            delay_s=data.get("delay_s", 0),
+            paid_amount=data.get("paid_amount"),
+            signature_ts=data.get("signature_ts", "ms"),
+        )
+    except ApiError as exc:
+        return JsonResponse(exc.body, status=exc.status)
+    return JsonResponse(order, status=200)
+
+
+def _brl(amount: str) -> str:
+    """25.90 -> "R$ 25,90" (Brazilian format, thousands with a dot)."""
+    whole, cents = f"{Decimal(amount):,.2f}".split(".")
+    return f"R$ {whole.replace(',', '.')},{cents}"
+
+
+STATUS_TEXT = {
+    "created": "Aguardando pagamento",
+    "processed": "Pagamento aprovado",
+    "failed": "Pagamento recusado",
+    "expired": "QR expirado",
+    "canceled": "Pedido cancelado",
+    "refunded": "Pagamento devolvido",
+}
+
+
+@require_http_methods(["GET", "POST"])
+def pay_page(request: HttpRequest, order_id: str) -> HttpResponse:
+    """The buyer's side: GET shows what is being paid; POST action=pay|reject settles it, then shows the result."""
+    error = ""
+    if request.method == "POST":
+        outcome = {"pay": "approved", "reject": "rejected"}.get(request.POST.get("action", ""))
+        if outcome is None:
+            error = "Ação desconhecida."
+        else:
+            try:
+                engine.simulate(order_id, outcome)
+            except ApiError as exc:
+                error = exc.body["errors"][0]["message"]
+            else:
+                return redirect(request.path)  # post/redirect/get: reloading does not pay twice
+
+    with transaction.atomic():
+        try:
+            sim_order = SimOrder.objects.select_for_update().get(pk=order_id)
+        except SimOrder.DoesNotExist:
+            return render(request, "mp_simulator/pay.html", {"not_found": True, "order_id": order_id}, status=404)
+        engine.expire_if_due(sim_order)
+        order = shapes.order_json(sim_order)
+
+    items = [
+        {
+            "title": item.get("title", ""),
+            "quantity": item.get("quantity", 1),
+            "unit_price": _brl(item["unit_price"]),
+            "line_total": _brl(str(Decimal(item["unit_price"]) * item.get("quantity", 1))),
+        }
+        for item in order.get("items", [])
+    ]
+    context = {
+        "order": order,
+        "items": items,
+        "total": _brl(order["total_amount"]),
+        "paid": _brl(order["total_paid_amount"]) if "total_paid_amount" in order else "",
+        "status_text": STATUS_TEXT.get(order["status"], order["status"]),
+        "payable": order["status"] == "created",
+        "error": error,
+    }
+    return render(request, "mp_simulator/pay.html", context, status=409 if error else 200)

@@ -1,0 +1,150 @@
+"""Live mode: the official SDK, through our BaseUrlHttpClient, over real HTTP to a Mercado Pago stand-in.
+
+The stand-in here is deliberately tiny and written from Mercado Pago's documentation (not from our
+simulator): it records what we send and answers with documented shapes, so these tests check our
+requests (URL, headers, body types) and our reading of the answers on the real network path.
+"""
+
+import json
+import threading
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from orders.services import ItemRequest, order_place
+from payments.gateway import GatewayRejected, GatewayUnavailable, MercadoPago, breaker, build_sdk
+
+pytestmark = pytest.mark.django_db
+
+
+class Double(BaseHTTPRequestHandler):
+    requests: list[dict] = []
+    script: list[tuple[int, dict]] = []
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        Double.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
+        status, payload = Double.script.pop(0) if Double.script else (404, {"errors": [{"code": "not_found"}]})
+        raw = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def double(settings):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Double)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    Double.requests, Double.script = [], []
+    settings.MERCADOPAGO_ACCESS_TOKEN = "APP_USR-1234-112233-abc-99"
+    settings.MERCADOPAGO_SIMULATOR = False
+    settings.MERCADOPAGO_API_BASE_URL = f"http://127.0.0.1:{server.server_port}"
+    settings.MERCADOPAGO_MAX_RETRIES = 1
+    breaker.reset()
+    yield Double
+    server.shutdown()
+    breaker.reset()
+
+
+CREATED = {
+    "id": "ORD01K372G4J4FXZ9HGHZMJMGGPKE",
+    "type": "qr",
+    "processing_mode": "automatic",
+    "external_reference": "kp-x",
+    "total_amount": "61.70",
+    "status": "created",
+    "status_detail": "created",
+    "transactions": {
+        "payments": [
+            {
+                "id": "PAY01K372G4J4FXZ9HGHZMKWSQS20",
+                "amount": "61.70",
+                "status": "created",
+                "status_detail": "ready_to_process",
+            }
+        ]
+    },
+    "config": {"qr": {"external_pos_id": "POSA", "mode": "dynamic"}},
+    "type_response": {"qr_data": "00020101021226580014br.gov.bcb.qr0136"},
+}
+
+
+def test_create_qr_order_sends_the_documented_request(double, terminal, menu):
+    order = order_place(
+        terminal=terminal,
+        items=[ItemRequest(menu["burger"].pk, 2, "sem cebola"), ItemRequest(menu["juice"].pk, 1)],
+    )
+    double.script.append((201, CREATED))
+    answer = MercadoPago().create_qr_order(
+        reference="kp-abc", order=order, terminal=terminal, expiration=__import__("datetime").timedelta(minutes=15)
+    )
+    assert answer["id"] == CREATED["id"]
+
+    sent = double.requests[0]
+    assert (sent["method"], sent["path"]) == ("POST", "/v1/orders")
+    headers = {k.lower(): v for k, v in sent["headers"].items()}
+    assert headers["authorization"] == "Bearer APP_USR-1234-112233-abc-99"
+    assert headers["x-idempotency-key"] == "kp-abc"
+    body = json.loads(sent["body"])
+    assert body["type"] == "qr"
+    assert body["config"] == {"qr": {"external_pos_id": "POSA", "mode": "dynamic"}}
+    assert body["external_reference"] == "kp-abc"
+    assert body["total_amount"] == "61.70"
+    assert body["transactions"] == {"payments": [{"amount": "61.70"}]}
+    assert body["expiration_time"] == "PT15M"
+    assert body["items"][0] == {
+        "title": "X-Burger",
+        "unit_price": "25.90",
+        "quantity": 2,
+        "unit_measure": "unit",
+        "external_code": str(menu["burger"].pk),
+    }
+    # No floats anywhere in what we send: every amount is a string.
+    assert "25.9," not in sent["body"] and Decimal(body["items"][1]["unit_price"]) == Decimal("9.90")
+
+
+def test_transient_answers_are_retried_then_reported_unavailable(double):
+    double.script.extend([(503, {"errors": [{"code": "500"}]}), (502, {})])
+    with pytest.raises(GatewayUnavailable):
+        MercadoPago().get_order("ORD1")
+    assert len(double.requests) == 2  # one try + MERCADOPAGO_MAX_RETRIES
+
+
+def test_a_refusal_carries_mercado_pagos_code_and_message(double):
+    double.script.append(
+        (400, {"errors": [{"code": "unsupported_partially_refunds", "message": "Partial refunds are not supported"}]})
+    )
+    with pytest.raises(GatewayRejected) as exc:
+        MercadoPago().refund_order("ORD1", idempotency_key="k", transaction_id="PAY1", amount=Decimal("10.00"))
+    assert exc.value.code == "unsupported_partially_refunds"
+    assert "Partial refunds are not supported" in exc.value.message
+    sent = double.requests[0]
+    assert sent["path"] == "/v1/orders/ORD1/refund"
+    assert json.loads(sent["body"]) == {"transactions": [{"id": "PAY1", "amount": "10.00"}]}
+
+
+def test_a_full_refund_sends_no_body(double):
+    double.script.append((201, {"id": "ORD1", "status": "refunded"}))
+    MercadoPago().refund_order("ORD1", idempotency_key="k")
+    assert double.requests[0]["body"] == ""
+
+
+def test_unreachable_mercado_pago_is_unavailable(settings):
+    settings.MERCADOPAGO_ACCESS_TOKEN = "APP_USR-x"
+    settings.MERCADOPAGO_SIMULATOR = False
+    settings.MERCADOPAGO_API_BASE_URL = "http://127.0.0.1:9"  # discard port: nothing listens
+    settings.MERCADOPAGO_MAX_RETRIES = 0
+    breaker.reset()
+    with pytest.raises(GatewayUnavailable):
+        MercadoPago(build_sdk()).get_order("ORD1")
+    breaker.reset()
