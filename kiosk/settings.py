@@ -113,6 +113,8 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
+    # A file, not :memory:, so the live-server tests' threads each get a connection of their own.
+    _db["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
 else:
     raise ImproperlyConfigured("DATABASE_URL must be sqlite:// or mysql:// (MySQL 8 / MariaDB 10.6+).")
 

@@ -173,7 +173,7 @@ def delivery_process(delivery: WebhookDelivery, *, retries: int = 0) -> WebhookD
     try:
         payment = _fetch_and_apply(delivery, retries=retries)
     except GatewayError as exc:
-        if isinstance(exc, GatewayRejected) and exc.status == 404:
+        if isinstance(exc, GatewayRejected) and exc.status in (400, 404):
             delivery.status, delivery.last_error = D.IGNORED, f"Mercado Pago does not know it: {exc.message}"
         else:
             delay = RETRY_DELAYS[min(delivery.attempts - 1, len(RETRY_DELAYS) - 1)]

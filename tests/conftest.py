@@ -95,3 +95,62 @@ def place(client, items, *, key=None, **extra):
     """POST /api/v1/orders/ as a kiosk would."""
     body = {"items": items, **extra}
     return client.post("/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY=key or new_key())
+
+
+# --- Mercado Pago: the simulator, reached through the real SDK -----------------------------------
+
+
+class MercadoPagoStandIn:
+    """Controls for the simulated Mercado Pago in a test: settle orders, inject faults at the HTTP boundary,
+    and see the notifications it delivered to our notification URL (through Django's test client)."""
+
+    def __init__(self):
+        self.deliveries: list = []
+        self.calls: list[tuple[str, str]] = []
+        self.faults: list = []  # consumed one per SDK call: "timeout", an HTTP status (int), or None
+
+    def pay(self, provider_order_id: str, outcome: str = "approved", **kwargs):
+        from payments.simulator.engine import simulate
+
+        return simulate(provider_order_id, outcome, **kwargs)
+
+
+@pytest.fixture
+def mercadopago(monkeypatch, settings):
+    import requests
+    from django.test import Client
+
+    from payments.gateway import breaker
+    from payments.simulator import notify
+    from payments.simulator.client import SimulatorHttpClient
+
+    stand_in = MercadoPagoStandIn()
+    settings.MERCADOPAGO_MAX_RETRIES = 1
+    breaker.reset()
+    webhook_client = Client()
+
+    def deliver(url, headers, body):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
+        response = webhook_client.post(f"{parts.path}?{parts.query}", body, content_type="application/json", **extra)
+        stand_in.deliveries.append(response)
+        return response.status_code
+
+    original = SimulatorHttpClient.request
+
+    def request(self, method, url, maxretries=None, retry_on=None, backoff_factor=None, **kwargs):
+        stand_in.calls.append((method, url))
+        fault = stand_in.faults.pop(0) if stand_in.faults else None
+        if fault == "timeout":
+            raise requests.Timeout("simulated timeout")
+        if isinstance(fault, int):
+            return {"status": fault, "response": {"errors": [{"code": "internal_error", "message": "simulated"}]}}
+        return original(self, method, url, maxretries, retry_on, backoff_factor, **kwargs)
+
+    monkeypatch.setattr(notify, "deliver", deliver)
+    monkeypatch.setattr(notify, "SEND_IN_BACKGROUND", False)
+    monkeypatch.setattr(SimulatorHttpClient, "request", request)
+    yield stand_in
+    breaker.reset()
