@@ -88,3 +88,46 @@ def test_parallel_cancels_release_stock_once(terminal, menu):
     order = place(client_for(terminal.user), [{"product_id": menu["juice"].pk, "quantity": 2}]).json()
     _in_parallel(lambda i: order_cancel(order_id=order["id"]))
     assert Product.objects.get(pk=menu["juice"].pk).stock == 3
+
+
+def test_fifty_concurrent_notifications_change_the_payment_once(terminal, menu, mercadopago):
+    """Mercado Pago's duplicates arriving at the same instant: 25 copies of one delivery and 25 distinct
+    deliveries about the same order. Exactly one status change, one trip to the kitchen."""
+    import json
+    import time
+    import uuid
+
+    from django.conf import settings
+    from django.test import Client
+
+    from payments.models import Payment, PaymentEvent
+    from payments.simulator import notify
+
+    kiosk = client_for(terminal.user)
+    order = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()
+    payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY="c").json()["payment"]
+    mercadopago.pay(payment["provider_order_id"], notify=False)
+    data_id = payment["provider_order_id"]
+    body = json.dumps({"action": "order.processed", "type": "order", "data": {"id": data_id}})
+    same_request_id = str(uuid.uuid4())
+
+    def post(i):
+        request_id = same_request_id if i < 25 else str(uuid.uuid4())
+        ts = str(int(time.time()))
+        v1 = notify.sign(data_id=data_id, request_id=request_id, ts=ts, secret=settings.MERCADOPAGO_WEBHOOK_SECRET)
+        return Client().post(
+            f"/api/v1/webhooks/mercadopago/?data.id={data_id}&type=order",
+            body,
+            content_type="application/json",
+            HTTP_X_REQUEST_ID=request_id,
+            HTTP_X_SIGNATURE=f"ts={ts},v1={v1}",
+        )
+
+    responses = _in_parallel(post, count=50)
+    assert [r.status_code for r in responses] == [200] * 50
+    stored = Payment.objects.get()
+    assert stored.status == "approved"
+    changes = PaymentEvent.objects.filter(payment=stored, type="status_changed")
+    assert list(changes.values_list("from_status", "to_status")) == [("pending", "approved")]
+    assert Order.objects.get(pk=order["id"]).status == "received"
+    assert Order.objects.get(pk=order["id"]).received_at is not None
