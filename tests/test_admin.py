@@ -98,3 +98,30 @@ def test_staff_may_type_a_cpf_with_punctuation(admin_client, manager_user):
     assert Customer.objects.get(name="João").cpf == "39053344705"
     response = admin_client.post("/admin/orders/customer/add/", {"cpf": "390.533.447-00", "name": "X", "email": ""})
     assert response.status_code == 200 and "valid CPF" in response.content.decode()
+
+
+def test_manager_sees_payments_and_the_notification_inbox(admin_client, order):
+    from payments.models import Payment, WebhookDelivery
+
+    payment = Payment.objects.create(order=order, amount=order.total)
+    delivery = WebhookDelivery.objects.create(topic="order", resource_id="ORD1", payment=payment)
+    for url in (
+        "/admin/payments/payment/",
+        f"/admin/payments/payment/{payment.pk}/change/",
+        "/admin/payments/payment/?needs_review__exact=1",
+        "/admin/payments/webhookdelivery/",
+        f"/admin/payments/webhookdelivery/{delivery.pk}/change/",
+    ):
+        assert admin_client.get(url).status_code == 200, url
+    page = admin_client.get("/admin/payments/payment/").content.decode()
+    assert "***.982.247-**" in page and "52998224725" not in page
+
+
+def test_payment_list_costs_a_constant_number_of_queries(admin_client, terminal, menu, django_assert_max_num_queries):
+    from payments.models import Payment
+
+    for _ in range(30):
+        o = order_place(terminal=terminal, items=[ItemRequest(menu["burger"].pk, 1)], customer_cpf="52998224725")
+        Payment.objects.create(order=o, amount=o.total)
+    with django_assert_max_num_queries(12):
+        assert admin_client.get("/admin/payments/payment/").status_code == 200
