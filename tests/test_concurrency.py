@@ -131,3 +131,25 @@ def test_fifty_concurrent_notifications_change_the_payment_once(terminal, menu, 
     assert list(changes.values_list("from_status", "to_status")) == [("pending", "approved")]
     assert Order.objects.get(pk=order["id"]).status == "received"
     assert Order.objects.get(pk=order["id"]).received_at is not None
+
+
+def test_parallel_notification_runners_never_work_on_the_same_delivery(terminal, menu, mercadopago):
+    """`process_notifications` from two machines at once: SKIP LOCKED hands each delivery to one runner."""
+    import datetime
+
+    from django.utils import timezone
+
+    from payments.models import WebhookDelivery
+    from payments.webhooks import deliveries_retry
+
+    past = timezone.now() - datetime.timedelta(minutes=1)
+    WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(topic="order", resource_id=f"ORD{i:026d}", signature_valid=True, next_attempt_at=past)
+            for i in range(20)
+        ]
+    )
+    counts = _in_parallel(lambda i: deliveries_retry(limit=100), count=4)
+    assert sum(counts) == 20
+    assert set(WebhookDelivery.objects.values_list("attempts", flat=True)) == {1}
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"ignored"}  # Mercado Pago: unknown
