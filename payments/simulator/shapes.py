@@ -106,26 +106,32 @@ def refund_json(refund: SimRefund) -> dict:
     }
 
 
+def _payment_summary(payment) -> dict:
+    """A transaction's fields common to GET order and notifications."""
+    out = {
+        "id": payment.id,
+        "amount": money(payment.amount),
+        "status": payment.status,
+        "status_detail": payment.status_detail,
+    }
+    if payment.paid_amount is not None:
+        out["paid_amount"] = money(payment.paid_amount)
+    if payment.payment_method:
+        out["payment_method"] = dict(payment.payment_method)
+    return out
+
+
 def order_json(order: SimOrder) -> dict:
     """The order as GET /v1/orders/{id} returns it (also the body of create and cancel)."""
     payments, refunds = _order_parts(order)
     payments_out = []
     for payment in payments:
-        out = {
-            "id": payment.id,
-            "amount": money(payment.amount),
-            "status": payment.status,
-            "status_detail": payment.status_detail,
-        }
+        out = _payment_summary(payment)
         if payment.reference_id is not None:
             out["reference_id"] = str(payment.reference_id)
-        if payment.paid_amount is not None:
-            out["paid_amount"] = money(payment.paid_amount)
         refunded = _refunded_amount(payment, refunds)
         if refunded:
             out["refunded_amount"] = money(refunded)
-        if payment.payment_method:
-            out["payment_method"] = dict(payment.payment_method)
         payments_out.append(out)
 
     transactions: dict = {"payments": payments_out}
@@ -171,16 +177,7 @@ def notification_data(order: SimOrder) -> dict:
     payments, refunds = _order_parts(order)
     payments_out = []
     for payment in payments:
-        out = {
-            "id": payment.id,
-            "amount": money(payment.amount),
-            "status": payment.status,
-            "status_detail": payment.status_detail,
-        }
-        if payment.paid_amount is not None:
-            out["paid_amount"] = money(payment.paid_amount)
-        if payment.payment_method:
-            out["payment_method"] = dict(payment.payment_method)
+        out = _payment_summary(payment)
         if payment.reference_id is not None:
             out["reference"] = {"id": str(payment.reference_id)}
         payments_out.append(out)
