@@ -12,6 +12,7 @@ help:
 	@echo "make run    - install, migrate, load demo data, serve on http://$(HOST):$(PORT) (SQLite, demo data, DEBUG on)"
 	@echo "make test   - install test tools and run the whole suite (SQLite, or MySQL/MariaDB via DATABASE_URL)"
 	@echo "make lint   - ruff check and format check"
+	@echo "make bench  - latency figures (orders, checkout, payment -> kitchen) over real HTTP"
 
 # mysqlclient compiles against the MySQL/MariaDB client headers; install them if this machine lacks them.
 system-deps:
@@ -51,6 +52,9 @@ test: $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python scripts/bench.py
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .
