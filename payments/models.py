@@ -61,7 +61,10 @@ class Payment(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
         ]
-        permissions = [("refund_payment", "Can refund payments through Mercado Pago")]
+        permissions = [
+            ("refund_payment", "Can refund payments through Mercado Pago"),
+            ("view_sales_report", "Can see the sales report and export it"),
+        ]
 
     def __str__(self) -> str:
         return f"Payment {self.pk} ({self.status}) for order {self.order_id}"

@@ -9,6 +9,7 @@ MANAGER_CODENAMES = [
     "view_refund",
     "view_webhookdelivery",
     "refund_payment",
+    "view_sales_report",
 ]
 
 
