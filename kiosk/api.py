@@ -4,6 +4,7 @@ hostile input (deep nesting, exotic charsets, absurd page sizes)."""
 import codecs
 import json
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 
 from django.conf import settings
@@ -58,7 +59,19 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         return min(super().get_offset(request), self.max_offset)
 
 
-# --- Serializer fields that take JSON types at their word ---------------------------------------
+# --- Serializers that take JSON at its word ------------------------------------------------------
+
+
+class StrictMixin:
+    """Unknown fields are a client bug worth telling about, not something to ignore silently."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(set(data) - writable)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
 
 
 class StrictIntegerField(serializers.IntegerField):

@@ -27,3 +27,26 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_method} {self.request_path} [{self.key}] {self.state}"
+
+
+class AuditRecord(models.Model):
+    """Append-only trail of what staff did in the back office: who, when, what, why, before and after.
+
+    Written beside Django's own LogEntry by `kiosk.audit.audit`; read-only in the admin, never edited or deleted.
+    """
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=100)
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64, db_index=True)
+    object_repr = models.CharField(max_length=200)
+    reason = models.TextField(blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.object_repr}"

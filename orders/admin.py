@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from kiosk.audit import audit, snapshot
 from kiosk.problems import DomainError
 from orders import services
 from orders.cpf import mask_cpf, mask_email, normalize_cpf
@@ -105,17 +106,26 @@ class OrderItemInline(admin.TabularInline):
 
 
 def _status_action(name: str, description: str, apply):
-    """An admin action that runs one service per selected order and reports each refusal by order number."""
+    """An admin action that runs one service per selected order, audits each change and reports each
+    refusal by order number."""
 
     def action(modeladmin, request, queryset: QuerySet[Order]):
         done = 0
         for order in queryset.order_by("pk"):
+            before = snapshot(order, AUDITED_ORDER_FIELDS)
             try:
-                changed = apply(order)
+                changed = apply(order, request)
             except DomainError as exc:
                 modeladmin.message_user(request, f"Order {order}: {exc.detail}", level=messages.ERROR)
                 continue
-            modeladmin.log_change(request, changed, description)
+            changed.refresh_from_db()
+            audit(
+                user=request.user,
+                obj=changed,
+                action=description,
+                before=before,
+                after=snapshot(changed, AUDITED_ORDER_FIELDS),
+            )
             done += 1
         if done:
             modeladmin.message_user(request, f"{description}: {done} order(s).", level=messages.SUCCESS)
@@ -124,6 +134,9 @@ def _status_action(name: str, description: str, apply):
     action.short_description = description
     action.allowed_permissions = ("change",)
     return action
+
+
+AUDITED_ORDER_FIELDS = ["status", "cancel_reason", "total"]
 
 
 @admin.register(Order)
@@ -156,27 +169,29 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
         _status_action(
             "mark_paid",
             "Mark as paid (manual, outside Mercado Pago)",
-            lambda o: services.order_mark_paid(order_id=o.pk),
+            lambda o, r: services.order_mark_paid(order_id=o.pk),
         ),
         _status_action(
             "start_preparing",
             "Kitchen: start preparing",
-            lambda o: services.order_advance(order_id=o.pk, status=Order.Status.IN_PREPARATION),
+            lambda o, r: services.order_advance(order_id=o.pk, status=Order.Status.IN_PREPARATION),
         ),
         _status_action(
             "mark_ready",
             "Kitchen: ready for pickup",
-            lambda o: services.order_advance(order_id=o.pk, status=Order.Status.READY),
+            lambda o, r: services.order_advance(order_id=o.pk, status=Order.Status.READY),
         ),
         _status_action(
             "mark_completed",
             "Kitchen: handed over",
-            lambda o: services.order_advance(order_id=o.pk, status=Order.Status.COMPLETED),
+            lambda o, r: services.order_advance(order_id=o.pk, status=Order.Status.COMPLETED),
         ),
         _status_action(
             "cancel_unpaid",
             "Cancel unpaid order",
-            lambda o: payment_services.order_cancel_unpaid(order_id=o.pk, reason=Order.CancelReason.STAFF),
+            lambda o, r: payment_services.order_cancel_unpaid(
+                order_id=o.pk, reason=Order.CancelReason.STAFF, actor=r.user.get_username()
+            ),
         ),
     ]
 

@@ -111,6 +111,7 @@ class Order(models.Model):
         CUSTOMER = "customer", "Customer gave up"
         PAYMENT_EXPIRED = "payment_expired", "Payment expired"
         STAFF = "staff", "Cancelled by staff"
+        REFUNDED = "refunded", "Refunded before delivery"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     business_date = models.DateField(help_text="Local (store) date the pickup number belongs to.")

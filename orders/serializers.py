@@ -1,28 +1,14 @@
 """Request parsing and response shapes for the orders API. Money is always a decimal string."""
 
-from collections.abc import Mapping
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from kiosk.api import MoneyField, StrictBooleanField, StrictCharField, StrictIntegerField
+from kiosk.api import MoneyField, StrictBooleanField, StrictCharField, StrictIntegerField, StrictMixin
 from orders.cpf import mask_cpf, mask_email, normalize_cpf
 from orders.models import MAX_NOTE_LENGTH, MAX_QUANTITY, Category, Customer, Order, OrderItem, Product
 from orders.services import KITCHEN_STATUSES
 
 MAX_ITEMS_PER_ORDER = 50
-
-
-class StrictMixin:
-    """Unknown fields are a client bug worth telling about, not something to ignore silently."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, Mapping):
-            writable = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = sorted(set(data) - writable)
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class CPFField(StrictCharField):

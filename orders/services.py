@@ -3,7 +3,8 @@
 Order status machine (each transition locks the order row first):
 
     awaiting_payment -> received -> in_preparation -> ready -> completed
-    awaiting_payment -> cancelled
+    awaiting_payment -> cancelled                      (customer gave up, payment expired, staff)
+    received | in_preparation | ready -> cancelled     (only by a full refund before delivery)
 
 Stock: placing an order reserves limited stock with a conditional UPDATE (never below zero); cancelling an
 unpaid order puts it back; payment makes the reservation final. Locks are always taken in the same order
@@ -208,7 +209,7 @@ def order_place(*, terminal: Terminal, items: list[ItemRequest], customer_cpf: s
     return order
 
 
-def _transition(*, order_id, target: str, **extra_fields) -> tuple[Order, bool]:
+def _transition(*, order_id, target: str, allowed_from=None, **extra_fields) -> tuple[Order, bool]:
     """Locks the order, checks the status machine, records the time of the change.
 
     Asking for the status the order already has is a no-op (a double tap on a kitchen screen, a retried
@@ -217,7 +218,8 @@ def _transition(*, order_id, target: str, **extra_fields) -> tuple[Order, bool]:
     order = Order.objects.select_for_update().get(pk=order_id)
     if order.status == target:
         return order, False
-    if target not in ALLOWED_TRANSITIONS.get(order.status, ()):
+    allowed = order.status in allowed_from if allowed_from else target in ALLOWED_TRANSITIONS.get(order.status, ())
+    if not allowed:
         raise InvalidTransition(current=order.status, target=target)
     previous = order.status
     order.status = target
@@ -256,3 +258,15 @@ def order_advance(*, order_id, status: str) -> Order:
             f"The kitchen can set: {', '.join(KITCHEN_STATUSES)}.", errors={"status": [f"'{status}' is not one."]}
         )
     return _transition(order_id=order_id, target=status)[0]
+
+
+@transaction.atomic
+def order_withdraw_refunded(*, order_id) -> Order:
+    """A paid order whose money went back in full before it was handed over leaves the kitchen queue.
+    (A refund after delivery keeps the order completed.) Its stock is not put back: food may be made."""
+    return _transition(
+        order_id=order_id,
+        target=S.CANCELLED,
+        allowed_from=(S.RECEIVED, S.IN_PREPARATION, S.READY),
+        cancel_reason=Order.CancelReason.REFUNDED,
+    )[0]

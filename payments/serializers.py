@@ -5,7 +5,8 @@ import io
 import segno
 from rest_framework import serializers
 
-from payments.models import Payment
+from kiosk.api import MoneyField, StrictCharField, StrictMixin
+from payments.models import Payment, Refund
 
 
 class PaymentSerializer(serializers.ModelSerializer):
@@ -42,3 +43,26 @@ class PaymentStatusSerializer(serializers.ModelSerializer):
     class Meta:
         model = Payment
         fields = ["id", "status", "amount", "paid_amount", "paid_at", "expires_at", "provider_order_id"]
+
+
+class RefundRequestSerializer(StrictMixin, serializers.Serializer):
+    """POST /api/v1/payments/{id}/refunds/: without an amount, everything still refundable."""
+
+    amount = MoneyField(required=False, allow_null=True, default=None)
+    reason = StrictCharField(max_length=500)
+
+
+class RefundSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Refund
+        fields = [
+            "id",
+            "payment",
+            "amount",
+            "status",
+            "reason",
+            "requested_by",
+            "provider_refund_id",
+            "error",
+            "created_at",
+        ]

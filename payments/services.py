@@ -233,6 +233,7 @@ def payment_apply_provider_order(*, mp_order: dict, source: str) -> Payment | No
                 refund_after_commit = _money_received(order, payment, state, mp_order, source)
             _set_status(payment, state.status, payload=mp_order, message=f"from {source}")
         _record_provider_refunds(payment, state, mp_order)
+        _withdraw_if_refunded(order, payment)
         payment.save()
     if refund_after_commit:
         transaction.on_commit(lambda: _auto_refund(payment.pk))  # never call Mercado Pago inside a transaction
@@ -301,6 +302,15 @@ def _record_provider_refunds(payment: Payment, state: ProviderState, mp_order: d
         ours.status = Refund.Status.SUCCEEDED
         ours.save()
         _event(payment, E.REFUND_SUCCEEDED, amount=amount, provider_reference=refund_id, payload=mp_order)
+
+
+def _withdraw_if_refunded(order: Order, payment: Payment) -> None:
+    """All the money of the payment that paid the order went back before the food was handed over:
+    the order leaves the kitchen queue. After delivery, the order stays completed. (Locks held.)"""
+    kitchen = (Order.Status.RECEIVED, Order.Status.IN_PREPARATION, Order.Status.READY)
+    if payment.status == P.REFUNDED and payment.settles_id == order.pk and order.status in kitchen:
+        order_services.order_withdraw_refunded(order_id=order.pk)
+        _event(payment, E.STATUS_CHANGED, message=f"order #{order.number} withdrawn from the kitchen (refunded)")
 
 
 # --- Cancelling -----------------------------------------------------------------------------------
@@ -416,7 +426,7 @@ def _refund_call(refund: Refund, *, full: bool) -> Refund:
         raise
 
     with transaction.atomic():
-        Order.objects.select_for_update().get(pk=payment.order_id)
+        locked_order = Order.objects.select_for_update().get(pk=payment.order_id)
         locked_payment = Payment.objects.select_for_update().get(pk=payment.pk)
         locked = Refund.objects.select_for_update().get(pk=refund.pk)
         if locked.status == Refund.Status.REQUESTED:
@@ -437,6 +447,7 @@ def _refund_call(refund: Refund, *, full: bool) -> Refund:
         target = P.REFUNDED if refunded >= (locked_payment.paid_amount or 0) else P.PARTIALLY_REFUNDED
         if _may_move(locked_payment.status, target):
             _set_status(locked_payment, target, payload=mp_order, message=f"refund {locked.pk}")
+        _withdraw_if_refunded(locked_order, locked_payment)
         locked_payment.save()
     return locked
 
@@ -448,6 +459,69 @@ def _auto_refund(payment_id: int) -> None:
         )
     except (GatewayError, DomainError) as exc:
         logger.error("automatic refund of payment %s failed: %s", payment_id, exc)
+
+
+# --- The review queue -----------------------------------------------------------------------------
+
+
+class ReviewNotPossible(DomainError):
+    status = 409
+    code = "review_not_possible"
+
+
+def payment_sync(*, payment_id) -> Payment:
+    """Fetches the payment's Mercado Pago order and applies it (the admin's "Sync with Mercado Pago")."""
+    payment = Payment.objects.get(pk=payment_id)
+    if not payment.provider_order_id:
+        raise ReviewNotPossible(f"Payment {payment.pk} has no Mercado Pago order yet.")
+    mp_order = gateway().get_order(payment.provider_order_id)
+    return payment_apply_provider_order(mp_order=mp_order, source="manual sync") or payment
+
+
+def payment_review_approve(*, payment_id, actor: str, comment: str = "") -> Payment:
+    """Sends a flagged payment's order to the kitchen, only when Mercado Pago confirms the money is there,
+    untouched, and the amounts match to the cent, and the order is still waiting for exactly this money."""
+    payment = Payment.objects.get(pk=payment_id)
+    if not payment.provider_order_id:
+        raise ReviewNotPossible(f"Payment {payment.pk} has no Mercado Pago order.")
+    mp_order = gateway().get_order(payment.provider_order_id)
+    state = interpret_order(mp_order)
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=payment.order_id)
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        problems = []
+        if state.status != P.APPROVED:
+            problems.append(f"Mercado Pago says the order is '{mp_order.get('status')}', not paid")
+        if state.paid_amount != order.total or payment.amount != order.total:
+            problems.append(f"paid {state.paid_amount}, order total {order.total}")
+        if order.status != Order.Status.AWAITING_PAYMENT:
+            problems.append(f"order #{order.number} is '{order.status}'")
+        if Payment.objects.filter(settles=order).exclude(pk=payment.pk).exists():
+            problems.append("another payment already paid this order")
+        if payment.refunds.exclude(status=Refund.Status.FAILED).exists():
+            problems.append("money was (or is being) given back")
+        if problems:
+            raise ReviewNotPossible("Cannot approve: " + "; ".join(problems) + ".")
+        _set_status(payment, P.APPROVED, payload=mp_order, message="approved in review", actor=actor)
+        payment.paid_amount, payment.paid_at = state.paid_amount, payment.paid_at or timezone.now()
+        payment.settles = order
+        payment.needs_review = False
+        payment.save()
+        order_services.order_mark_paid(order_id=order.pk)
+        _event(payment, E.REVIEW_RESOLVED, message=f"Approved and sent to the kitchen. {comment}".strip(), actor=actor)
+    return payment
+
+
+def payment_review_resolve(*, payment_id, actor: str, comment: str) -> Payment:
+    """Takes a payment off the review queue with a comment saying what was done about it."""
+    if not comment or not comment.strip():
+        raise ReviewNotPossible("Say what was done: a comment is required.")
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment.needs_review = False
+        payment.save(update_fields=["needs_review", "updated_at"])
+        _event(payment, E.REVIEW_RESOLVED, message=comment.strip(), actor=actor)
+    return payment
 
 
 # --- Reconciliation -------------------------------------------------------------------------------

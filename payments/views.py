@@ -7,18 +7,19 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kiosk.idempotency import idempotent
 from kiosk.problems import DomainError, problem_json_response
-from kiosk.roles import KIOSK, KITCHEN, MANAGER, allow
+from kiosk.roles import KIOSK, KITCHEN, MANAGER, allow, has_role
 from orders import selectors as order_selectors
 from orders.views import IDEMPOTENCY_HEADER, PROBLEM
 from payments import services, webhooks
 from payments.gateway import GatewayError, GatewayUnavailable
 from payments.models import Payment
-from payments.serializers import PaymentSerializer, PaymentStatusSerializer
+from payments.serializers import PaymentSerializer, PaymentStatusSerializer, RefundRequestSerializer, RefundSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +112,49 @@ def mercadopago_webhook(request):
             status=401, code="invalid_signature", detail=f"Notification rejected: {delivery.signature_error}."
         )
     return JsonResponse({"status": "received", "delivery": delivery.pk})
+
+
+class CanRefund(BasePermission):
+    """Managers holding `payments.refund_payment` (given to the manager group by a migration)."""
+
+    message = "Only managers with the refund permission may give money back."
+
+    def has_permission(self, request, view) -> bool:
+        return has_role(request.user, MANAGER) and request.user.has_perm("payments.refund_payment")
+
+
+class PaymentRefundsView(APIView):
+    permission_classes = [CanRefund]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=RefundRequestSerializer,
+        responses={
+            201: RefundSerializer,
+            400: PROBLEM,
+            403: PROBLEM,
+            404: PROBLEM,
+            409: PROBLEM,
+            502: PROBLEM,
+            503: PROBLEM,
+        },
+    )
+    @idempotent(required=True, atomic=False)
+    def post(self, request, payment_id):
+        """Refunds all that is refundable (no amount) or part of it, through Mercado Pago."""
+        payment = get_object_or_404(Payment, pk=payment_id)
+        serializer = RefundRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            refund = services.refund_request(
+                payment_id=payment.pk,
+                amount=serializer.validated_data["amount"],
+                reason=serializer.validated_data["reason"],
+                actor=request.user.get_username(),
+            )
+        except GatewayError as exc:
+            raise provider_problem(exc) from None
+        payment.refresh_from_db()
+        return Response(
+            {"refund": RefundSerializer(refund).data, "payment": PaymentStatusSerializer(payment).data}, status=201
+        )
