@@ -4,8 +4,10 @@ Every variable is documented in `.env.example` and in the README's configuration
 """
 
 import hashlib
+import os
 import secrets
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -113,8 +115,9 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
-    # A file, not :memory:, so the live-server tests' threads each get a connection of their own.
-    _db["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    # A file, not :memory:, so the live-server tests' threads each get a connection of their own; one per
+    # process, so two test runs at once never share it.
+    _db["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"kiosk-test-{os.getpid()}.sqlite3")}
 else:
     raise ImproperlyConfigured("DATABASE_URL must be sqlite:// or mysql:// (MySQL 8 / MariaDB 10.6+).")
 

@@ -1,16 +1,29 @@
-"""Back office for payments: the whole story of each payment, and the notification inbox.
+"""The back office for payments: the whole story of each payment, the review queue, refunds, the inbox.
 
-Money and state are read-only here; actions call `payments.services` / `payments.webhooks`.
+Money and state are read-only here. Every action goes through `payments.services` (or `payments.webhooks`)
+and is audited twice: Django's LogEntry and our own append-only AuditRecord.
 """
 
 import json
+from decimal import Decimal
 
+from django import forms
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
+from kiosk.audit import audit, snapshot
+from kiosk.problems import DomainError
+from orders.admin import CPFSearchMixin
 from orders.cpf import mask_cpf
-from payments import webhooks
+from payments import services, webhooks
+from payments.gateway import GatewayError, GatewayRejected
 from payments.models import Payment, PaymentEvent, Refund, WebhookDelivery
+
+AUDITED_PAYMENT_FIELDS = ["status", "amount", "paid_amount", "needs_review", "review_reason"]
 
 
 class ReadOnlyMixin:
@@ -32,6 +45,7 @@ def _pretty(payload) -> str:
 
 class PaymentEventInline(ReadOnlyMixin, admin.TabularInline):
     model = PaymentEvent
+    verbose_name_plural = "ledger (newest first)"
     fields = [
         "created_at",
         "type",
@@ -61,46 +75,80 @@ class RefundInline(ReadOnlyMixin, admin.TabularInline):
 
 class WebhookDeliveryInline(ReadOnlyMixin, admin.TabularInline):
     model = WebhookDelivery
+    verbose_name_plural = "notifications received"
     fields = ["received_at", "topic", "action", "status", "signature_valid", "last_error"]
     readonly_fields = fields
     extra = 0
     show_change_link = True
 
 
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal("0.01"))
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=500)
+    confirm_order_number = forms.IntegerField(help_text="Type the order's pickup number to confirm.")
+
+    def __init__(self, *args, payment: Payment, refundable: Decimal, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.payment, self.refundable = payment, refundable
+        self.fields["amount"].initial = refundable
+        self.fields["amount"].help_text = f"At most {refundable} (paid {payment.paid_amount}, minus refunds)."
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount > self.refundable:
+            raise forms.ValidationError(f"At most {self.refundable} can be refunded.")
+        return amount
+
+    def clean_confirm_order_number(self):
+        number = self.cleaned_data["confirm_order_number"]
+        if number != self.payment.order.number:
+            raise forms.ValidationError("That is not this payment's order number.")
+        return number
+
+
+class ReviewForm(forms.Form):
+    comment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), max_length=1000, help_text="What was checked or done (required)."
+    )
+
+
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
+    cpf_lookup = "order__customer__cpf"
     list_display = [
         "id",
         "order_number",
         "status",
         "amount",
         "paid_amount",
-        "needs_review",
+        "review",
         "terminal",
         "customer_cpf",
         "created_at",
     ]
     list_filter = ["status", "needs_review", "order__terminal"]
     list_select_related = ["order", "order__terminal", "order__customer"]
+    list_per_page = 100
     date_hierarchy = "created_at"
-    search_fields = [
-        "=order__number",
-        "=provider_order_id",
-        "=provider_payment_id",
-        "=reference",
-        "=order__customer__cpf",
-    ]
+    search_fields = ["=order__number", "=order__id", "=provider_order_id", "=provider_payment_id", "=reference"]
     readonly_fields = [
-        "order", "reference", "provider_order_id", "provider_payment_id", "amount", "paid_amount", "refunded",
-        "status", "provider_status", "provider_status_detail", "needs_review", "review_reason", "last_error",
-        "expires_at", "paid_at", "created_at", "updated_at", "qr_data",
+        "order_link", "order_items", "amount", "paid_amount", "refunded", "refundable", "status", "needs_review",
+        "review_reason", "provider_order_id", "provider_payment_id", "reference", "provider_status",
+        "provider_status_detail", "last_error", "expires_at", "paid_at", "created_at", "updated_at",
     ]  # fmt: skip
     fields = readonly_fields
     inlines = [PaymentEventInline, RefundInline, WebhookDeliveryInline]
+    actions = ["sync_with_mercadopago", "approve_and_send_to_kitchen", "mark_reviewed", "refund"]
+
+    # --- what the pages show -----------------------------------------------------------------------
 
     @admin.display(description="order", ordering="order__number")
     def order_number(self, payment: Payment) -> str:
         return str(payment.order)
+
+    @admin.display(description="review", boolean=True, ordering="needs_review")
+    def review(self, payment: Payment) -> bool:
+        return not payment.needs_review
 
     @admin.display(description="terminal")
     def terminal(self, payment: Payment) -> str:
@@ -111,9 +159,202 @@ class PaymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
         customer = payment.order.customer
         return mask_cpf(customer.cpf) if customer else "-"
 
-    @admin.display(description="refunded")
-    def refunded(self, payment: Payment) -> str:
-        return str(payment.refunded_amount())
+    @admin.display(description="order")
+    def order_link(self, payment: Payment) -> str:
+        url = reverse("admin:orders_order_change", args=[payment.order_id])
+        return format_html(
+            '<a href="{}">{}</a> ({}, total {})', url, payment.order, payment.order.status, payment.order.total
+        )
+
+    @admin.display(description="items")
+    def order_items(self, payment: Payment) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((i.quantity, i.product_name, i.unit_price, i.line_total, i.note) for i in payment.order.items.all()),
+        )
+        return format_html(
+            "<table><tr><th>qty</th><th>item</th><th>unit</th><th>total</th><th>note</th></tr>{}</table>", rows
+        )
+
+    @admin.display(description="refunded (from the ledger)")
+    def refunded(self, payment: Payment) -> Decimal:
+        return payment.refunded_amount()
+
+    @admin.display(description="still refundable")
+    def refundable(self, payment: Payment) -> Decimal:
+        return services.refundable_amount(payment)
+
+    def has_refund_permission(self, request) -> bool:
+        return request.user.has_perm("payments.refund_payment")
+
+    def has_review_permission(self, request) -> bool:
+        return request.user.has_perm("payments.refund_payment")  # the same trust as giving money back
+
+    # --- actions ---------------------------------------------------------------------------------
+
+    def _each(self, request, queryset, action: str, run, *, reason: str = ""):
+        done = 0
+        for payment in queryset.order_by("pk"):
+            before = snapshot(payment, AUDITED_PAYMENT_FIELDS)
+            try:
+                run(payment)
+            except (DomainError, GatewayError) as exc:
+                self.message_user(
+                    request, f"Payment {payment.pk}: {getattr(exc, 'detail', None) or exc}", messages.ERROR
+                )
+                continue
+            payment.refresh_from_db()
+            audit(
+                user=request.user,
+                obj=payment,
+                action=action,
+                reason=reason,
+                before=before,
+                after=snapshot(payment, AUDITED_PAYMENT_FIELDS),
+            )
+            done += 1
+        if done:
+            self.message_user(request, f"{action}: {done} payment(s).", messages.SUCCESS)
+
+    @admin.action(description="Sync with Mercado Pago", permissions=["view"])
+    def sync_with_mercadopago(self, request, queryset):
+        self._each(request, queryset, "Sync with Mercado Pago", lambda p: services.payment_sync(payment_id=p.pk))
+
+    @admin.action(description="Approve and send to kitchen", permissions=["review"])
+    def approve_and_send_to_kitchen(self, request, queryset):
+        actor = request.user.get_username()
+        self._each(
+            request,
+            queryset,
+            "Approve and send to kitchen",
+            lambda p: services.payment_review_approve(payment_id=p.pk, actor=actor),
+        )
+
+    @admin.action(description="Mark reviewed (with a comment)", permissions=["review"])
+    def mark_reviewed(self, request, queryset):
+        ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
+        return HttpResponseRedirect(f"{reverse('admin:payments_payment_review')}?ids={ids}")
+
+    @admin.action(description="Refund", permissions=["refund"])
+    def refund(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Refund one payment at a time.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("admin:payments_payment_refund", args=[queryset.get().pk]))
+
+    # --- the intermediate pages ------------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:object_id>/refund/", self.admin_site.admin_view(self.refund_view), name="payments_payment_refund"
+            ),
+            path("review/", self.admin_site.admin_view(self.review_view), name="payments_payment_review"),
+            *super().get_urls(),
+        ]
+
+    def refund_view(self, request, object_id):
+        if not self.has_refund_permission(request):  # checked again here: the URL can be typed directly
+            raise PermissionDenied
+        payment = Payment.objects.select_related("order").filter(pk=object_id).first()
+        if payment is None:
+            raise Http404
+        refundable = services.refundable_amount(payment)
+        form = RefundForm(request.POST or None, payment=payment, refundable=refundable)
+        if request.method == "POST" and form.is_valid():
+            before = snapshot(payment, AUDITED_PAYMENT_FIELDS)
+            reason = form.cleaned_data["reason"]
+            try:
+                refund = services.refund_request(
+                    payment_id=payment.pk,
+                    amount=form.cleaned_data["amount"],
+                    reason=reason,
+                    actor=request.user.get_username(),
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.detail)
+            except GatewayRejected as exc:
+                form.add_error(None, f"Mercado Pago refused the refund: {exc.message}")
+            except GatewayError as exc:
+                payment.refresh_from_db()
+                audit(
+                    user=request.user,
+                    obj=payment,
+                    action="Refund requested (Mercado Pago unreachable)",
+                    reason=reason,
+                    before=before,
+                    after=snapshot(payment, AUDITED_PAYMENT_FIELDS),
+                )
+                self.message_user(
+                    request,
+                    f"Mercado Pago could not take the refund right now ({exc.message}). It stays requested and is "
+                    "retried automatically (reconcile_payments); its amount is held meanwhile.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(reverse("admin:payments_payment_change", args=[payment.pk]))
+            else:
+                payment.refresh_from_db()
+                audit(
+                    user=request.user,
+                    obj=payment,
+                    action=f"Refund {refund.amount}",
+                    reason=reason,
+                    before=before,
+                    after=snapshot(payment, AUDITED_PAYMENT_FIELDS),
+                )
+                self.message_user(request, f"Refunded {refund.amount} through Mercado Pago.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:payments_payment_change", args=[payment.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Refund payment {payment.pk}",
+            "payment": payment,
+            "refundable": refundable,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/payments/payment/refund.html", context)
+
+    def review_view(self, request):
+        if not self.has_review_permission(request):
+            raise PermissionDenied
+        raw_ids = request.POST.get("ids") or request.GET.get("ids") or ""
+        ids = [int(i) for i in raw_ids.split(",") if i.strip().isdigit()]
+        payments = list(Payment.objects.filter(pk__in=ids).select_related("order"))
+        if not payments:
+            raise Http404
+        form = ReviewForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            comment = form.cleaned_data["comment"]
+            self._each(
+                request,
+                Payment.objects.filter(pk__in=ids),
+                "Mark reviewed",
+                lambda p: services.payment_review_resolve(
+                    payment_id=p.pk, actor=request.user.get_username(), comment=comment
+                ),
+                reason=comment,
+            )
+            return HttpResponseRedirect(reverse("admin:payments_payment_changelist") + "?needs_review__exact=1")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Mark payments reviewed",
+            "payments": payments,
+            "ids": ",".join(str(p.pk) for p in payments),
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/payments/payment/review.html", context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_refund": self.has_refund_permission(request),
+            "refund_url": reverse("admin:payments_payment_refund", args=[object_id])
+            if str(object_id).isdigit()
+            else "",
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(WebhookDelivery)
@@ -145,7 +386,9 @@ class WebhookDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
         done = 0
         for delivery in queryset.exclude(signature_valid=False):
             webhooks.delivery_process(delivery)
-            self.log_change(request, delivery, "Processed again")
+            audit(
+                user=request.user, obj=delivery, action="Process notification again", after={"status": delivery.status}
+            )
             done += 1
         skipped = queryset.filter(signature_valid=False).count()
         self.message_user(request, f"Processed {done} notification(s) again.", messages.SUCCESS)

@@ -22,7 +22,7 @@ from django.utils import timezone
 from kiosk.problems import Conflict, DomainError
 from orders import services as order_services
 from orders.models import Order
-from payments.gateway import GatewayError, GatewayRejected, gateway
+from payments.gateway import GatewayError, GatewayRejected, GatewayUnavailable, gateway
 from payments.models import Payment, PaymentEvent, Refund
 
 logger = logging.getLogger(__name__)
@@ -402,6 +402,10 @@ def refund_request(*, payment_id, amount: Decimal | None, reason: str, actor: st
     return _refund_call(refund, full=full)
 
 
+# Mercado Pago's "not now" answers to a refund (documented for the Orders API): retried, not failed.
+RETRY_LATER_REFUND_CODES = {"refund_in_progress", "movement_operations_pending", "idempotency_validation_failed"}
+
+
 def _refund_call(refund: Refund, *, full: bool) -> Refund:
     payment = refund.payment
     try:
@@ -412,6 +416,13 @@ def _refund_call(refund: Refund, *, full: bool) -> Refund:
             amount=None if full else refund.amount,
         )
     except GatewayRejected as exc:
+        if exc.code in RETRY_LATER_REFUND_CODES:
+            # Mercado Pago is busy with this order: hold the amount, reconcile retries with the same key.
+            Refund.objects.filter(pk=refund.pk).update(error=exc.message)
+            _event(
+                payment, E.REFUND_FAILED, amount=refund.amount, message=f"will retry: {exc.message}", payload=exc.body
+            )
+            raise GatewayUnavailable(exc.message, status=exc.status, code=exc.code, body=exc.body) from exc
         with transaction.atomic():
             locked = Refund.objects.select_for_update().get(pk=refund.pk)
             locked.status, locked.error = Refund.Status.FAILED, exc.message

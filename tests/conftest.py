@@ -154,3 +154,15 @@ def mercadopago(monkeypatch, settings):
     monkeypatch.setattr(SimulatorHttpClient, "request", request)
     yield stand_in
     breaker.reset()
+
+
+@pytest.fixture
+def migration_data(db):
+    """Transactional tests empty every table between tests, including what data migrations created
+    (the roles with their permissions, the pickup counter): put it back, by running those migrations' code."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("orders.migrations.0002_roles_and_pickup_counter").create_roles(apps, None)
+    importlib.import_module("payments.migrations.0002_manager_permissions").grant(apps, None)

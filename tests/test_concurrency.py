@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
-from orders.models import Order, PickupCounter, Product, Terminal
+from orders.models import Order, Product, Terminal
 from orders.services import order_cancel
 from tests.conftest import client_for, make_user, place, requires_mysql
 
@@ -19,9 +20,8 @@ THREADS = 10
 
 
 @pytest.fixture(autouse=True)
-def pickup_counter(db):
-    """Transactional tests empty every table; put back the counter row the migration creates."""
-    PickupCounter.objects.get_or_create(pk=1, defaults={"day": datetime.date(2000, 1, 1)})
+def _migration_data(migration_data):
+    """Roles, permissions and the pickup counter, as the migrations made them."""
 
 
 def _in_parallel(fn, count=THREADS):
@@ -135,7 +135,6 @@ def test_fifty_concurrent_notifications_change_the_payment_once(terminal, menu, 
 
 def test_parallel_notification_runners_never_work_on_the_same_delivery(terminal, menu, mercadopago):
     """`process_notifications` from two machines at once: SKIP LOCKED hands each delivery to one runner."""
-    import datetime
 
     from django.utils import timezone
 
@@ -153,3 +152,43 @@ def test_parallel_notification_runners_never_work_on_the_same_delivery(terminal,
     assert sum(counts) == 20
     assert set(WebhookDelivery.objects.values_list("attempts", flat=True)) == {1}
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"ignored"}  # Mercado Pago: unknown
+
+
+def test_two_managers_refunding_at_once_cannot_over_refund(terminal, menu, mercadopago):
+    """Ten simultaneous refunds of 30.00 on a 61.70 payment: two are taken, never more than was paid."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.core.management import call_command
+
+    from kiosk.problems import DomainError
+    from payments.gateway import GatewayError
+    from payments.models import Payment, Refund
+    from payments.services import refund_request
+
+    kiosk = client_for(terminal.user)
+    order = place(
+        kiosk, [{"product_id": menu["burger"].pk, "quantity": 2}, {"product_id": menu["juice"].pk, "quantity": 1}]
+    ).json()
+    payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY="c").json()["payment"]
+    mercadopago.pay(payment["provider_order_id"])
+
+    def attempt(i):
+        try:
+            return refund_request(
+                payment_id=payment["id"], amount=Decimal("30.00"), reason=f"r{i}", actor=f"m{i}"
+            ).status
+        except DomainError as exc:
+            return exc.code
+        except GatewayError:  # Mercado Pago: "refund_in_progress" for the same order: held, retried later
+            return "requested"
+
+    outcomes = _in_parallel(attempt)
+    assert outcomes.count("refund_amount_invalid") == 8, outcomes
+    assert Refund.objects.exclude(status="failed").count() == 2
+    Refund.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    call_command("reconcile_payments")  # finishes any refund Mercado Pago asked us to retry
+    stored = Payment.objects.get(pk=payment["id"])
+    assert stored.refunded_amount() == Decimal("60.00")
+    assert Refund.objects.filter(status="succeeded").count() == 2
+    assert stored.status == "partially_refunded"

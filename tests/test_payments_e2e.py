@@ -2,13 +2,11 @@
 kiosk places an order, checks out, the customer pays on the simulator, Mercado Pago's signed notification
 arrives over HTTP, and the order shows up in the kitchen queue."""
 
-import datetime
 import time
 
 import pytest
 import requests
 
-from orders.models import PickupCounter
 from payments.gateway import breaker
 from tests.conftest import make_user
 
@@ -25,8 +23,7 @@ def wait_for(predicate, *, timeout=15.0):
     raise AssertionError("condition not met in time")
 
 
-def test_order_to_kitchen_over_http(live_server, settings, terminal, menu):
-    PickupCounter.objects.get_or_create(pk=1, defaults={"day": datetime.date(2000, 1, 1)})
+def test_order_to_kitchen_over_http(live_server, settings, terminal, menu, migration_data):
     make_user("kitchen-e2e", "kitchen")
     settings.SITE_URL = live_server.url
     settings.MERCADOPAGO_NOTIFICATION_URL = f"{live_server.url}/api/v1/webhooks/mercadopago/"

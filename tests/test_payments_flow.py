@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from orders.models import Order, PickupCounter
+from orders.models import Order
 from payments import services
 from payments.models import Payment, PaymentEvent, Refund, WebhookDelivery
 from payments.simulator import notify
@@ -25,8 +25,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def pickup_counter(db):
-    PickupCounter.objects.get_or_create(pk=1, defaults={"day": datetime.date(2000, 1, 1)})
+def _migration_data(migration_data):
+    """Roles, permissions and the pickup counter, as the migrations made them."""
 
 
 @pytest.fixture

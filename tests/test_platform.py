@@ -98,6 +98,7 @@ def test_seed_demo_is_repeatable_and_keeps_data(settings):
         assert user.check_password(username)
         assert list(user.groups.values_list("name", flat=True)) == [group]
     assert User.objects.get(username="manager1").is_staff
+    assert User.objects.get(username="kitchen1").is_staff
     assert User.objects.get(username="admin").is_superuser
 
 

@@ -1,4 +1,5 @@
-"""Managers see payments, their ledger, refunds and the notification inbox in the admin, and may refund."""
+"""Managers see payments, their ledger, refunds and the notification inbox in the admin, may refund and
+see the sales report. Kitchen staff (the cashiers) may see payments but not refund."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
@@ -11,6 +12,7 @@ MANAGER_CODENAMES = [
     "refund_payment",
     "view_sales_report",
 ]
+KITCHEN_CODENAMES = ["view_payment", "view_paymentevent", "view_refund"]
 
 
 def grant(apps, schema_editor):
@@ -23,6 +25,10 @@ def grant(apps, schema_editor):
     manager, _ = Group.objects.get_or_create(name="manager")
     manager.permissions.add(
         *Permission.objects.filter(content_type__app_label="payments", codename__in=MANAGER_CODENAMES)
+    )
+    kitchen, _ = Group.objects.get_or_create(name="kitchen")
+    kitchen.permissions.add(
+        *Permission.objects.filter(content_type__app_label="payments", codename__in=KITCHEN_CODENAMES)
     )
 
 

@@ -34,7 +34,7 @@ MENU = {
 USERS = [
     # username, group, is_staff
     ("kiosk1", "kiosk", False),
-    ("kitchen1", "kitchen", False),
+    ("kitchen1", "kitchen", True),  # staff: the cashier sees orders and payments in the admin
     ("manager1", "manager", True),
 ]
 

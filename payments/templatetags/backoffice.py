@@ -1,0 +1,12 @@
+"""Figures for the admin home page: the review queue's size."""
+
+from django import template
+
+from payments.models import Payment
+
+register = template.Library()
+
+
+@register.simple_tag
+def review_queue_count() -> int:
+    return Payment.objects.filter(needs_review=True).count()

@@ -1,0 +1,340 @@
+"""The back office: refunds (service, API, command, admin form), the review queue, permissions, audit."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from kiosk.models import AuditRecord
+from orders.models import Order
+from payments import services
+from payments.models import Payment, PaymentEvent, Refund
+from tests.conftest import make_user, new_key, place
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _migration_data(migration_data):
+    """Roles, permissions and the pickup counter, as the migrations made them."""
+
+
+@pytest.fixture
+def paid(kiosk, menu, mercadopago):
+    """An order of 61.70, paid through the simulator and in the kitchen queue."""
+    order = place(
+        kiosk, [{"product_id": menu["burger"].pk, "quantity": 2}, {"product_id": menu["juice"].pk, "quantity": 1}]
+    ).json()
+    payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key()).json()["payment"]
+    mercadopago.pay(payment["provider_order_id"])
+    stored = Payment.objects.get(pk=payment["id"])
+    assert stored.status == "approved"
+    return stored
+
+
+@pytest.fixture
+def manager_admin(manager_user):
+    client = Client()
+    client.force_login(manager_user)
+    return client
+
+
+@pytest.fixture
+def cashier(db):
+    """Kitchen staff with access to the admin: may see payments, may not refund."""
+    client = Client()
+    client.force_login(make_user("cashier", "kitchen", is_staff=True))
+    return client
+
+
+def refund(payment, amount=None, reason="customer asked"):
+    return services.refund_request(
+        payment_id=payment.pk, amount=Decimal(amount) if amount else None, reason=reason, actor="boss"
+    )
+
+
+# --- The refund service ---------------------------------------------------------------------------
+
+
+def test_full_refund_before_delivery_takes_the_order_out_of_the_kitchen(paid, kitchen):
+    done = refund(paid)
+    assert (done.status, done.amount) == ("succeeded", Decimal("61.70"))
+    assert done.provider_refund_id.startswith("REF")
+    paid.refresh_from_db()
+    assert paid.status == "refunded" and paid.refunded_amount() == Decimal("61.70")
+    order = Order.objects.get(pk=paid.order_id)
+    assert (order.status, order.cancel_reason) == ("cancelled", "refunded")
+    assert kitchen.get("/api/v1/kitchen/orders/").json() == []
+    types = list(PaymentEvent.objects.filter(payment=paid).values_list("type", flat=True))
+    assert types.count("refund_requested") == 1 and types.count("refund_succeeded") == 1
+
+
+def test_refund_after_delivery_keeps_the_order_completed(paid):
+    from orders.services import order_advance
+
+    for status in ("in_preparation", "ready", "completed"):
+        order_advance(order_id=paid.order_id, status=status)
+    refund(paid)
+    assert Order.objects.get(pk=paid.order_id).status == "completed"
+
+
+def test_several_partial_refunds_up_to_the_paid_amount(paid):
+    refund(paid, "10.00")
+    refund(paid, "20.00")
+    paid.refresh_from_db()
+    assert paid.status == "partially_refunded"
+    assert services.refundable_amount(paid) == Decimal("31.70")
+    assert Order.objects.get(pk=paid.order_id).status == "received"  # partial: the food is still coming
+    refund(paid)  # the rest
+    paid.refresh_from_db()
+    assert paid.status == "refunded"
+    assert paid.refunded_amount() == Decimal("61.70")
+    assert list(paid.refunds.order_by("id").values_list("amount", flat=True)) == [
+        Decimal("10.00"),
+        Decimal("20.00"),
+        Decimal("31.70"),
+    ]
+
+
+@pytest.mark.parametrize("amount", ["61.71", "0.00", "-1.00"])
+def test_over_and_non_positive_refunds_are_refused(paid, amount):
+    with pytest.raises(services.RefundAmountInvalid):
+        refund(paid, amount)
+    assert not Refund.objects.exists()
+    assert Payment.objects.get(pk=paid.pk).status == "approved"
+
+
+def test_refund_needs_a_reason_and_money_to_give_back(paid, kiosk, menu):
+    with pytest.raises(services.RefundAmountInvalid):
+        refund(paid, reason="  ")
+    unpaid = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()
+    pending = Payment.objects.create(order_id=unpaid["id"], amount=Decimal("25.90"))
+    with pytest.raises(services.RefundNotAllowed):
+        refund(pending)
+
+
+def test_mercado_pago_refusing_is_recorded_and_shown(paid, mercadopago):
+    mercadopago.faults = [400]
+    with pytest.raises(services.GatewayRejected) as exc:
+        refund(paid, "10.00")
+    assert "simulated" in exc.value.message
+    failed = Refund.objects.get()
+    assert failed.status == "failed" and "simulated" in failed.error
+    assert services.refundable_amount(Payment.objects.get(pk=paid.pk)) == Decimal("61.70")  # nothing held
+    assert PaymentEvent.objects.filter(payment=paid, type="refund_failed").exists()
+
+
+def test_mercado_pago_unreachable_holds_the_amount_and_reconcile_finishes_it(paid, mercadopago):
+    mercadopago.faults = ["timeout", "timeout"]
+    with pytest.raises(services.GatewayError):
+        refund(paid, "10.00")
+    held = Refund.objects.get()
+    assert held.status == "requested"
+    assert services.refundable_amount(Payment.objects.get(pk=paid.pk)) == Decimal("51.70")
+    Refund.objects.update(created_at=held.created_at - datetime.timedelta(minutes=5))
+    call_command("reconcile_payments")
+    held.refresh_from_db()
+    assert held.status == "succeeded"
+    assert Payment.objects.get(pk=paid.pk).status == "partially_refunded"
+
+
+def test_a_refund_made_in_mercado_pagos_panel_is_reflected(paid, mercadopago):
+    from payments.simulator.api import dispatch
+
+    status, body = dispatch(
+        "POST",
+        f"/v1/orders/{paid.provider_order_id}/refund",
+        headers={"Authorization": "Bearer APP_USR-SIMULATOR", "x-idempotency-key": "panel-1"},
+        body='{"transactions": [{"id": "%s", "amount": "5.00"}]}' % paid.provider_payment_id,  # noqa: UP031
+    )
+    assert status == 201, body
+    paid.refresh_from_db()
+    outside = Refund.objects.get()
+    assert (outside.amount, outside.requested_by, outside.status) == (Decimal("5.00"), "mercadopago", "succeeded")
+    assert paid.status == "partially_refunded"
+    assert paid.refunded_amount() == Decimal("5.00")
+
+
+# --- REST endpoint and command --------------------------------------------------------------------
+
+
+def test_refund_api_for_managers_with_idempotency(paid, manager):
+    url = f"/api/v1/payments/{paid.pk}/refunds/"
+    response = manager.post(url, {"amount": "10.00", "reason": "cold fries"}, format="json", HTTP_IDEMPOTENCY_KEY="r1")
+    assert response.status_code == 201, response.json()
+    assert response.json()["refund"]["amount"] == "10.00"
+    assert response.json()["payment"]["status"] == "partially_refunded"
+    again = manager.post(url, {"amount": "10.00", "reason": "cold fries"}, format="json", HTTP_IDEMPOTENCY_KEY="r1")
+    assert again["Idempotent-Replayed"] == "true"
+    assert Refund.objects.count() == 1
+
+    too_much = manager.post(url, {"amount": "60.00", "reason": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="r2")
+    assert (too_much.status_code, too_much.json()["code"]) == (400, "refund_amount_invalid")
+    for bad in (
+        {"reason": ""},
+        {"amount": 10.0, "reason": "x"},
+        {"amount": "1.234", "reason": "x"},
+        {"reason": "x", "why": 1},
+    ):
+        response = manager.post(url, bad, format="json", HTTP_IDEMPOTENCY_KEY=new_key())
+        assert (response.status_code, response.json()["code"]) == (400, "validation_error"), bad
+    assert (
+        manager.post(
+            "/api/v1/payments/999999/refunds/", {"reason": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="r3"
+        ).status_code
+        == 404
+    )
+
+
+def test_refund_api_refuses_kitchen_and_kiosk(paid, kitchen, kiosk):
+    for client in (kitchen, kiosk):
+        response = client.post(
+            f"/api/v1/payments/{paid.pk}/refunds/", {"reason": "x"}, format="json", HTTP_IDEMPOTENCY_KEY=new_key()
+        )
+        assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+    assert not Refund.objects.exists()
+
+
+def test_refund_command(paid, manager_user):
+    call_command("refund_payment", paid.pk, "--amount", "1.50", "--reason", "by phone", "--user", manager_user.username)
+    assert Refund.objects.get().amount == Decimal("1.50")
+    with pytest.raises(CommandError):
+        call_command("refund_payment", paid.pk, "--reason", "x", "--user", "nobody")
+    with pytest.raises(CommandError):
+        call_command("refund_payment", paid.pk, "--amount", "999", "--reason", "x", "--user", manager_user.username)
+
+
+# --- The admin console ----------------------------------------------------------------------------
+
+
+def test_admin_refund_form_end_to_end(paid, manager_admin, manager_user):
+    url = f"/admin/payments/payment/{paid.pk}/refund/"
+    page = manager_admin.get(url)
+    assert page.status_code == 200
+    assert 'value="61.70"' in page.content.decode()  # defaults to the refundable remainder
+    number = Order.objects.get(pk=paid.order_id).number
+
+    wrong = manager_admin.post(url, {"amount": "10.00", "reason": "cold", "confirm_order_number": number + 1})
+    assert wrong.status_code == 200 and "not this payment" in wrong.content.decode()
+    too_much = manager_admin.post(url, {"amount": "70.00", "reason": "cold", "confirm_order_number": number})
+    assert "At most 61.70" in too_much.content.decode()
+    no_reason = manager_admin.post(url, {"amount": "10.00", "reason": "", "confirm_order_number": number})
+    assert no_reason.status_code == 200
+    assert not Refund.objects.exists()
+
+    done = manager_admin.post(url, {"amount": "10.00", "reason": "cold", "confirm_order_number": number})
+    assert done.status_code == 302
+    assert Refund.objects.get().amount == Decimal("10.00")
+    record = AuditRecord.objects.get(action="Refund 10.00")
+    assert (record.actor, record.reason, record.object_id) == (manager_user, "cold", str(paid.pk))
+    assert (record.before["status"], record.after["status"]) == ("approved", "partially_refunded")
+    change_page = manager_admin.get(f"/admin/payments/payment/{paid.pk}/change/").content.decode()
+    assert "refund_succeeded" in change_page.lower() or "Refund succeeded" in change_page
+    assert f"/admin/payments/payment/{paid.pk}/refund/" in change_page
+
+
+def test_admin_shows_mercado_pagos_refusal(paid, manager_admin, mercadopago):
+    mercadopago.faults = [400]
+    number = Order.objects.get(pk=paid.order_id).number
+    response = manager_admin.post(
+        f"/admin/payments/payment/{paid.pk}/refund/", {"amount": "10.00", "reason": "x", "confirm_order_number": number}
+    )
+    assert response.status_code == 200
+    assert "Mercado Pago refused the refund" in response.content.decode()
+
+
+def test_cashier_sees_payments_but_cannot_refund(paid, cashier):
+    assert cashier.get(f"/admin/payments/payment/{paid.pk}/change/").status_code == 200
+    assert cashier.get(f"/admin/payments/payment/{paid.pk}/refund/").status_code == 403
+    number = Order.objects.get(pk=paid.order_id).number
+    response = cashier.post(
+        f"/admin/payments/payment/{paid.pk}/refund/", {"amount": "1.00", "reason": "x", "confirm_order_number": number}
+    )
+    assert response.status_code == 403
+    page = cashier.get(f"/admin/payments/payment/{paid.pk}/change/").content.decode()
+    assert f"/admin/payments/payment/{paid.pk}/refund/" not in page
+    changelist = cashier.post("/admin/payments/payment/", {"action": "refund", "_selected_action": [paid.pk]})
+    assert changelist.status_code == 302  # the action is not offered to them: "no action selected"
+    assert not Refund.objects.exists()
+
+
+def test_review_queue_badge_and_actions(kiosk, menu, mercadopago, manager_admin, manager_user):
+    order = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()
+    payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key()).json()["payment"]
+    mercadopago.pay(payment["provider_order_id"], paid_amount="25.00")  # short by 0.90
+    flagged = Payment.objects.get()
+    assert flagged.needs_review
+
+    home = manager_admin.get("/admin/").content.decode()
+    assert 'id="review-queue-count">1<' in home
+    queue = manager_admin.get("/admin/payments/payment/?needs_review__exact=1").content.decode()
+    assert f"/admin/payments/payment/{flagged.pk}/change/" in queue
+
+    # Approving is refused: Mercado Pago confirms only 25.00 for an order of 25.90.
+    manager_admin.post(
+        "/admin/payments/payment/", {"action": "approve_and_send_to_kitchen", "_selected_action": [flagged.pk]}
+    )
+    assert Order.objects.get(pk=order["id"]).status == "awaiting_payment"
+
+    # Mark reviewed needs a comment.
+    redirect = manager_admin.post(
+        "/admin/payments/payment/", {"action": "mark_reviewed", "_selected_action": [flagged.pk]}
+    )
+    review_url = redirect["Location"]
+    assert manager_admin.post(review_url, {"ids": str(flagged.pk), "comment": ""}).status_code == 200
+    assert Payment.objects.get().needs_review
+    manager_admin.post(review_url, {"ids": str(flagged.pk), "comment": "customer paid the rest in cash"})
+    assert not Payment.objects.get().needs_review
+    assert PaymentEvent.objects.filter(type="review_resolved", message="customer paid the rest in cash").exists()
+    assert AuditRecord.objects.filter(action="Mark reviewed", actor=manager_user).exists()
+    assert 'id="review-queue-count">0<' in manager_admin.get("/admin/").content.decode()
+
+
+def test_approve_sends_a_flagged_but_correct_payment_to_the_kitchen(kiosk, menu, mercadopago, manager_admin):
+    order = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()
+    payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key()).json()["payment"]
+    mercadopago.pay(payment["provider_order_id"], notify=False)  # paid; we were never told
+    Payment.objects.update(needs_review=True, review_reason="customer shows a receipt")
+    manager_admin.post(
+        "/admin/payments/payment/", {"action": "approve_and_send_to_kitchen", "_selected_action": [payment["id"]]}
+    )
+    assert Order.objects.get(pk=order["id"]).status == "received"
+    stored = Payment.objects.get()
+    assert (stored.status, stored.needs_review, str(stored.settles_id)) == ("approved", False, order["id"])
+
+
+def test_sync_applies_what_mercado_pago_says(kiosk, menu, mercadopago, manager_admin, manager_user):
+    order = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()
+    payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key()).json()["payment"]
+    mercadopago.pay(payment["provider_order_id"], notify=False)
+    manager_admin.post(
+        "/admin/payments/payment/", {"action": "sync_with_mercadopago", "_selected_action": [payment["id"]]}
+    )
+    assert Payment.objects.get().status == "approved"
+    assert Order.objects.get(pk=order["id"]).status == "received"
+    record = AuditRecord.objects.get(action="Sync with Mercado Pago")
+    assert (record.actor, record.before["status"], record.after["status"]) == (manager_user, "pending", "approved")
+
+
+def test_audit_records_cannot_be_edited_or_deleted_in_the_admin(paid, manager_admin, manager_user):
+    from kiosk.audit import audit
+
+    record = audit(user=manager_user, obj=paid, action="test", reason="why")
+    superuser = make_user("root", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(superuser)
+    assert client.get(f"/admin/kiosk/auditrecord/{record.pk}/change/").status_code == 200
+    client.post(f"/admin/kiosk/auditrecord/{record.pk}/change/", {"reason": "rewritten"})
+    assert client.post(f"/admin/kiosk/auditrecord/{record.pk}/delete/", {"post": "yes"}).status_code == 403
+    record.refresh_from_db()
+    assert record.reason == "why"
+
+
+def test_order_actions_are_audited_with_before_and_after(manager_admin, manager_user, kiosk, menu):
+    order = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()
+    manager_admin.post("/admin/orders/order/", {"action": "mark_paid", "_selected_action": [order["id"]]})
+    record = AuditRecord.objects.get(object_id=order["id"])
+    assert record.actor == manager_user
+    assert (record.before["status"], record.after["status"]) == ("awaiting_payment", "received")
