@@ -10,6 +10,7 @@ import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -41,9 +42,13 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The host of SITE_URL is always allowed: the simulator's notifications and pay page use that address.
+ALLOWED_HOSTS = [
+    *env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]),
+    urlsplit(SITE_URL).hostname or "localhost",
+]
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -217,6 +222,12 @@ PICKUP_BOARD_WINDOW = timedelta(hours=env.int("PICKUP_BOARD_HOURS", default=12))
 # mode, the same SDK talks in-process to our Mercado Pago simulator (payments/simulator), served at /mp-simulator/.
 MERCADOPAGO_ACCESS_TOKEN = env.str("MERCADOPAGO_ACCESS_TOKEN", default="")
 MERCADOPAGO_SIMULATOR = not MERCADOPAGO_ACCESS_TOKEN
+if MERCADOPAGO_SIMULATOR and not (DEBUG or TESTING or env.bool("MERCADOPAGO_SIMULATOR", default=False)):
+    # The simulator lets anyone "pay" any order: never by accident on a real server.
+    raise ImproperlyConfigured(
+        "No MERCADOPAGO_ACCESS_TOKEN: set it for live mode, or MERCADOPAGO_SIMULATOR=true to run the "
+        "Mercado Pago simulator with DEBUG off (demos only)."
+    )
 MERCADOPAGO_API_BASE_URL = env.str("MERCADOPAGO_API_BASE_URL", default="https://api.mercadopago.com").rstrip("/")
 MERCADOPAGO_WEBHOOK_SECRET = env.str("MERCADOPAGO_WEBHOOK_SECRET", default="")
 if not MERCADOPAGO_WEBHOOK_SECRET:

@@ -169,7 +169,7 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
         _status_action(
             "mark_paid",
             "Mark as paid (manual, outside Mercado Pago)",
-            lambda o, r: services.order_mark_paid(order_id=o.pk),
+            lambda o, r: payment_services.order_mark_paid_outside(order_id=o.pk, actor=r.user.get_username()),
         ),
         _status_action(
             "start_preparing",

@@ -242,7 +242,8 @@ def payment_apply_provider_order(*, mp_order: dict, source: str) -> Payment | No
 
 def _money_received(order: Order, payment: Payment, state: ProviderState, mp_order: dict, source: str) -> bool:
     """The money is in. Decide whether it pays the order. Returns True when it must be given back."""
-    given_up = payment.status in (P.EXPIRED, P.CANCELLED) or order.status == Order.Status.CANCELLED
+    previous = payment.status
+    given_up = previous in (P.EXPIRED, P.CANCELLED) or order.status == Order.Status.CANCELLED
     _set_status(payment, P.APPROVED, payload=mp_order, message=f"from {source}")
     payment.paid_amount = state.paid_amount
     payment.paid_at = timezone.now()
@@ -265,7 +266,7 @@ def _money_received(order: Order, payment: Payment, state: ProviderState, mp_ord
     if given_up:
         _flag(
             payment,
-            f"Paid after order #{order.number} was given up (payment {payment.status}, order {order.status}): "
+            f"Paid after order #{order.number} was given up (payment {previous}, order {order.status}): "
             "refunding automatically.",
             payload=mp_order,
         )
@@ -326,6 +327,19 @@ def order_cancel_unpaid(*, order_id, reason: str = Order.CancelReason.CUSTOMER, 
             payment.save()
         to_cancel = [p.pk for p in pending if p.provider_order_id]
     _cancel_at_provider(to_cancel)
+    return order
+
+
+def order_mark_paid_outside(*, order_id, actor: str) -> Order:
+    """Staff took the money another way (cash, card machine): the order goes to the kitchen and its open
+    QR is cancelled at Mercado Pago, so the customer cannot pay twice."""
+    with transaction.atomic():
+        order = order_services.order_mark_paid(order_id=order_id)
+        pending = list(Payment.objects.select_for_update().filter(order_id=order_id, status=P.PENDING))
+        for payment in pending:
+            _set_status(payment, P.CANCELLED, message="order paid outside Mercado Pago", actor=actor)
+            payment.save()
+    _cancel_at_provider([p.pk for p in pending if p.provider_order_id])
     return order
 
 

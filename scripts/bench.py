@@ -49,6 +49,7 @@ def main() -> int:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "WARNING",
         "SECURE_COOKIES": "false",
+        "MERCADOPAGO_SIMULATOR": "true",
     }
     env.pop("MERCADOPAGO_ACCESS_TOKEN", None)
     python = sys.executable

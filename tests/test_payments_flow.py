@@ -347,3 +347,22 @@ def test_stale_unpaid_orders_are_cancelled_with_their_qr(kiosk, order, mercadopa
     assert Payment.objects.get().provider_status == "canceled"
     menu["juice"].refresh_from_db()
     assert menu["juice"].stock == 3
+
+
+def test_marking_paid_outside_mercado_pago_cancels_the_open_qr(kiosk, order, mercadopago, manager_user):
+    payment = checkout(kiosk, order["id"]).json()["payment"]
+    admin = Client()
+    admin.force_login(manager_user)
+    admin.post("/admin/orders/order/", {"action": "mark_paid", "_selected_action": [order["id"]]})
+    assert Order.objects.get(pk=order["id"]).status == "received"
+    stored = Payment.objects.get()
+    assert (stored.status, stored.provider_status) == ("cancelled", "canceled")
+    assert services.gateway().get_order(payment["provider_order_id"])["status"] == "canceled"
+
+
+def test_a_late_payment_says_what_it_was_before(kiosk, order, mercadopago):
+    payment = checkout(kiosk, order["id"]).json()["payment"]
+    mercadopago.faults = ["timeout", "timeout"]
+    kiosk.post(f"/api/v1/orders/{order['id']}/cancel/")
+    mercadopago.pay(payment["provider_order_id"])
+    assert "(payment cancelled, order cancelled)" in Payment.objects.get().review_reason

@@ -115,3 +115,25 @@ def test_migrations_create_roles_and_the_pickup_counter():
     assert set(Group.objects.values_list("name", flat=True)) >= {"kiosk", "kitchen", "manager"}
     assert Group.objects.get(name="manager").permissions.filter(codename="change_product").exists()
     assert PickupCounter.objects.filter(pk=1).exists()
+
+
+def test_a_real_server_without_a_token_refuses_to_run_the_simulator(settings):
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 50, "DEBUG": "false", "DATABASE_URL": "sqlite:////tmp/x.db"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=settings.BASE_DIR,
+    )
+    assert result.returncode != 0
+    assert "MERCADOPAGO_SIMULATOR=true" in result.stderr
+    env["MERCADOPAGO_SIMULATOR"] = "true"
+    assert (
+        subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, check=False).returncode
+        == 0
+    )
