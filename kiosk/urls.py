@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from kiosk.problems import problem_json_response
+from payments import report_views
 
 
 def healthz(request):
@@ -42,6 +43,12 @@ def api_not_found(request, *args, **kwargs):
 
 
 urlpatterns = [
+    # Before admin.site.urls, whose catch-all would otherwise answer these paths.
+    path("admin/reports/sales/", admin.site.admin_view(report_views.sales_report_view), name="sales-report"),
+    path("admin/reports/sales.csv", admin.site.admin_view(report_views.sales_csv_view), name="sales-report-csv"),
+    path(
+        "admin/reports/payments.csv", admin.site.admin_view(report_views.payments_csv_view), name="payments-report-csv"
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(http_method_names=["get", "head"]), name="schema"),

@@ -122,7 +122,7 @@ class Order(models.Model):
     total = models.DecimalField(**MONEY)
     cancel_reason = models.CharField(max_length=20, choices=CancelReason.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    received_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True, db_index=True)  # when it was paid: sales reports
     in_preparation_at = models.DateTimeField(null=True, blank=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

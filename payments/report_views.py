@@ -1,0 +1,170 @@
+"""The admin's "Sales" page and its CSV exports. Thin: parse the range, call `payments.reports`, shape output.
+
+Wrapped in `admin.site.admin_view` in kiosk/urls.py (staff only, else the admin login), and each view checks
+`payments.view_sales_report` itself (403 without it).
+
+- `admin/reports/sales/?start=YYYY-MM-DD&end=YYYY-MM-DD`: the page.
+- `admin/reports/sales.csv?start=&end=&section=days|products|terminals|hours`: one section per file; `days`
+  (the default) is the per-day rows plus a totals row.
+- `admin/reports/payments.csv?start=&end=`: one row per payment created in the range.
+"""
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from datetime import date
+from urllib.parse import urlencode
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_safe
+
+from payments import reports
+
+PERMISSION = "payments.view_sales_report"
+
+# The hour chart's geometry, in SVG user units.
+CHART_BAR = 30
+CHART_GAP = 6
+CHART_PLOT_HEIGHT = 160
+CHART_TOP = 28  # room for the count above the tallest bar
+CHART_LEFT = 8
+
+
+def _check_permission(request: HttpRequest) -> None:
+    if not request.user.has_perm(PERMISSION):
+        raise PermissionDenied
+
+
+CSV_LINES_PER_CHUNK = 500
+
+
+def _csv_chunks(rows: Iterable[list]) -> Iterator[str]:
+    """CSV text a few hundred lines at a time: bounded memory, without one socket write per line."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for count, row in enumerate(rows, start=1):
+        writer.writerow(row)
+        if count % CSV_LINES_PER_CHUNK == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue()
+
+
+def _csv_response(rows: Iterable[list], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_csv_chunks(rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _bad_request(message: str) -> HttpResponse:
+    return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+
+
+def _range_query(start: date, end: date, **extra) -> str:
+    return urlencode({"start": start.isoformat(), "end": end.isoformat(), **extra})
+
+
+def _hour_chart(hours: list[dict]) -> dict:
+    """Bars for the per-hour gross: whole numbers only, so no localisation can put a comma in the SVG."""
+    top = max((row["gross"] for row in hours), default=0)
+    step = CHART_BAR + CHART_GAP
+    bars = []
+    for row in hours:
+        height = round(row["gross"] / top * CHART_PLOT_HEIGHT) if top else 0
+        if row["gross"] and height == 0:
+            height = 1  # a sale is never invisible
+        x = CHART_LEFT + row["hour"] * step
+        bars.append(
+            {
+                **row,
+                "x": x,
+                "y": CHART_TOP + CHART_PLOT_HEIGHT - height,
+                "height": height,
+                "center": x + CHART_BAR // 2,
+                "count_y": CHART_TOP + CHART_PLOT_HEIGHT - height - 4,
+            }
+        )
+    return {
+        "bars": bars,
+        "bar_width": CHART_BAR,
+        "width": CHART_LEFT * 2 + 24 * step - CHART_GAP,
+        "height": CHART_TOP + CHART_PLOT_HEIGHT + 24,
+        "baseline": CHART_TOP + CHART_PLOT_HEIGHT,
+        "label_y": CHART_TOP + CHART_PLOT_HEIGHT + 16,
+        "max_gross": top,
+    }
+
+
+@require_safe
+def sales_report_view(request: HttpRequest) -> HttpResponse:
+    _check_permission(request)
+    raw_start, raw_end = request.GET.get("start"), request.GET.get("end")
+    context = {
+        **admin.site.each_context(request),
+        "title": "Sales",
+        "start_value": raw_start or "",
+        "end_value": raw_end or "",
+        "max_days": reports.MAX_RANGE_DAYS,
+        "error": None,
+        "report": None,
+    }
+    try:
+        start, end = reports.parse_range(start=raw_start, end=raw_end)
+    except reports.ReportRangeError as exc:
+        context["error"] = str(exc)
+        return TemplateResponse(request, "admin/reports/sales.html", context)
+
+    report = reports.sales_report(start=start, end=end)
+    query = _range_query(start, end)
+    context.update(
+        {
+            "subtitle": f"{start.isoformat()} to {end.isoformat()}",
+            "start_value": start.isoformat(),
+            "end_value": end.isoformat(),
+            "report": report,
+            "chart": _hour_chart(report["hours"]),
+            "sales_csv_url": f"{reverse('sales-report-csv')}?{query}",
+            "section_csv_urls": [
+                (section, f"{reverse('sales-report-csv')}?{_range_query(start, end, section=section)}")
+                for section in reports.SALES_CSV_SECTIONS
+                if section != "days"
+            ],
+            "payments_csv_url": f"{reverse('payments-report-csv')}?{query}",
+        }
+    )
+    return TemplateResponse(request, "admin/reports/sales.html", context)
+
+
+@require_safe
+def sales_csv_view(request: HttpRequest) -> HttpResponse:
+    _check_permission(request)
+    section = request.GET.get("section") or "days"
+    if section not in reports.SALES_CSV_SECTIONS:
+        return _bad_request(f"Unknown section; use one of: {', '.join(reports.SALES_CSV_SECTIONS)}.")
+    try:
+        start, end = reports.parse_range(start=request.GET.get("start"), end=request.GET.get("end"))
+    except reports.ReportRangeError as exc:
+        return _bad_request(str(exc))
+    name = "sales" if section == "days" else f"sales-{section}"
+    return _csv_response(
+        reports.sales_csv_rows(start=start, end=end, section=section),
+        f"{name}-{start.isoformat()}-{end.isoformat()}.csv",
+    )
+
+
+@require_safe
+def payments_csv_view(request: HttpRequest) -> HttpResponse:
+    _check_permission(request)
+    try:
+        start, end = reports.parse_range(start=request.GET.get("start"), end=request.GET.get("end"))
+    except reports.ReportRangeError as exc:
+        return _bad_request(str(exc))
+    return _csv_response(
+        reports.payments_csv_rows(start=start, end=end), f"payments-{start.isoformat()}-{end.isoformat()}.csv"
+    )

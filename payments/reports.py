@@ -1,0 +1,373 @@
+"""Sales report: read-only selectors behind the admin's "Sales" page and its CSV exports.
+
+Definitions (all dates are local dates in settings.TIME_ZONE, America/Sao_Paulo; a range is inclusive):
+
+- A sale is an order that was paid: `Order.received_at` is set. It falls on the local date and hour of
+  `received_at`, whatever its status now; so a cancelled order counts only if it had been paid (e.g. paid,
+  then refunded), and an unpaid one never does.
+- Orders: the number of sales. Gross sales: the sum of `Order.total` of the sales.
+- Refunds: the sum of `Refund.amount` with status "succeeded" whose `updated_at` (when Mercado Pago's
+  confirmation was recorded) falls in the range, whatever day the refunded sale fell on.
+- Net sales: gross - refunds (a day with refunds and no sales has a negative net).
+- Average ticket: gross / orders, rounded half up to cents; 0.00 when there are no orders.
+- Per day: every local date of the range, days without sales included: orders, gross, refunds, net.
+- Per product: the lines (`OrderItem`) of the sales grouped by product: quantity sold and gross (sum of
+  `line_total`), named by the snapshot on the product's most recent line (highest id) in the range;
+  largest gross first.
+- Per terminal: store, name, orders and gross of the sales placed on it; largest gross first.
+- Per hour of day (0..23, local): orders and gross, summed over the days of the range.
+- Payments export: every `Payment` created in the range, oldest first, with the sum of its succeeded
+  refunds (all of them, not only the range's). Never a CPF.
+
+Money is a `Decimal` quantized to cents, never a float. The figures are aggregated in the database
+(TruncDate / ExtractHour with the local time zone; MariaDB needs its time zone tables loaded).
+"""
+
+import re
+import zoneinfo
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db.models import Count, DecimalField, Max, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, ExtractHour, TruncDate
+from django.utils import timezone
+
+from orders.models import MONEY, Order, OrderItem
+from payments.models import Payment, Refund
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+MAX_RANGE_DAYS = 366
+DEFAULT_RANGE_DAYS = 7
+# Anything outside is a typo, and far-off years would overflow the date arithmetic.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2999, 12, 31)
+SALES_CSV_SECTIONS = ("days", "products", "terminals", "hours")
+CSV_CHUNK_SIZE = 2000
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# What payments.csv reads: not the QR payloads, and never a customer (so no CPF can leak).
+_PAYMENT_EXPORT_FIELDS = [
+    "created_at", "status", "amount", "paid_amount", "needs_review", "provider_order_id", "provider_payment_id",
+    "reference", "order__number", "order__business_date", "order__terminal__store", "order__terminal__name",
+]  # fmt: skip
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class ReportRangeError(ValueError):
+    """The requested dates cannot make a report; the message says why, for the person who asked."""
+
+
+# --- The date range -------------------------------------------------------------------------------
+
+
+def local_zone() -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def default_range(*, today: date | None = None) -> tuple[date, date]:
+    """The last 7 days, today included."""
+    end = today or timezone.localdate()
+    return end - timedelta(days=DEFAULT_RANGE_DAYS - 1), end
+
+
+def _parse_date(value: str, name: str) -> date:
+    try:
+        if not _ISO_DATE.fullmatch(value):
+            raise ValueError
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ReportRangeError(f"'{name}' must be a date as YYYY-MM-DD.") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ReportRangeError(f"'{name}' must be between {EARLIEST_DATE} and {LATEST_DATE}.")
+    return day
+
+
+def parse_range(*, start: str | None, end: str | None, today: date | None = None) -> tuple[date, date]:
+    """Reads `?start=YYYY-MM-DD&end=YYYY-MM-DD`. Both missing: the last 7 days; only `start` missing: the
+    7 days that end on `end`; only `end` missing: from `start` to today. Raises ReportRangeError."""
+    start, end = (start or "").strip(), (end or "").strip()
+    end_day = _parse_date(end, "end") if end else (today or timezone.localdate())
+    start_day = _parse_date(start, "start") if start else end_day - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    check_range(start=start_day, end=end_day)
+    return start_day, end_day
+
+
+def check_range(*, start: date, end: date) -> None:
+    if start > end:
+        raise ReportRangeError("The start date is after the end date.")
+    days = (end - start).days + 1
+    if days > MAX_RANGE_DAYS:
+        raise ReportRangeError(f"A report covers at most {MAX_RANGE_DAYS} days; this range has {days}.")
+
+
+def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[local midnight of start, local midnight after end): the same rows as "local date in range", and
+    the database can use an index on the column."""
+    zone = local_zone()
+    return (
+        datetime.combine(start, time.min, tzinfo=zone),
+        datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone),
+    )
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def _money(value) -> Decimal:
+    return ZERO if value is None else Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+# --- Querysets ------------------------------------------------------------------------------------
+
+
+def sales_queryset(*, start: date, end: date) -> QuerySet[Order]:
+    """The sales: orders paid (received_at set) on a local date in [start, end], whatever their status."""
+    lower, upper = _bounds(start, end)
+    return Order.objects.filter(received_at__gte=lower, received_at__lt=upper).order_by()
+
+
+def refunds_queryset(*, start: date, end: date) -> QuerySet[Refund]:
+    """Refunds that succeeded, by the local date their success was recorded (`updated_at`)."""
+    lower, upper = _bounds(start, end)
+    return Refund.objects.filter(status=Refund.Status.SUCCEEDED, updated_at__gte=lower, updated_at__lt=upper).order_by()
+
+
+def payments_queryset(*, start: date, end: date) -> QuerySet[Payment]:
+    """Payments created in the range, oldest first, with `refunded` (sum of succeeded refunds) annotated
+    by a subquery: one query however many rows."""
+    lower, upper = _bounds(start, end)
+    succeeded = (
+        Refund.objects.filter(payment=OuterRef("pk"), status=Refund.Status.SUCCEEDED)
+        .order_by()
+        .values("payment")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    return (
+        Payment.objects.filter(created_at__gte=lower, created_at__lt=upper)
+        .select_related("order__terminal")
+        .only(*_PAYMENT_EXPORT_FIELDS)
+        .annotate(refunded=Coalesce(Subquery(succeeded), Value(ZERO), output_field=DecimalField(**MONEY)))
+        .order_by("created_at", "pk")
+    )
+
+
+# --- Figures --------------------------------------------------------------------------------------
+
+
+def sales_summary(*, start: date, end: date) -> dict:
+    """{"start", "end", "orders", "gross", "refunds", "net", "average_ticket"} for the range."""
+    sales = sales_queryset(start=start, end=end).aggregate(orders=Count("pk"), gross=Sum("total"))
+    refunds = _money(refunds_queryset(start=start, end=end).aggregate(total=Sum("amount"))["total"])
+    return _summary(start, end, sales["orders"], _money(sales["gross"]), refunds)
+
+
+def _summary(start: date, end: date, orders: int, gross: Decimal, refunds: Decimal) -> dict:
+    average = (gross / orders).quantize(CENT, rounding=ROUND_HALF_UP) if orders else ZERO
+    return {
+        "start": start,
+        "end": end,
+        "orders": orders,
+        "gross": gross,
+        "refunds": refunds,
+        "net": gross - refunds,
+        "average_ticket": average,
+    }
+
+
+def sales_by_day(*, start: date, end: date) -> list[dict]:
+    """One row per local date of the range, zero days included: {"date", "orders", "gross", "refunds", "net"}."""
+    zone = local_zone()
+    sales = {
+        row["day"]: row
+        for row in sales_queryset(start=start, end=end)
+        .annotate(day=TruncDate("received_at", tzinfo=zone))
+        .values("day")
+        .annotate(orders=Count("pk"), gross=Sum("total"))
+    }
+    refunds = {
+        row["day"]: row["total"]
+        for row in refunds_queryset(start=start, end=end)
+        .annotate(day=TruncDate("updated_at", tzinfo=zone))
+        .values("day")
+        .annotate(total=Sum("amount"))
+    }
+    rows = []
+    for day in _days(start, end):
+        orders = sales[day]["orders"] if day in sales else 0
+        gross = _money(sales[day]["gross"]) if day in sales else ZERO
+        refunded = _money(refunds.get(day))
+        rows.append({"date": day, "orders": orders, "gross": gross, "refunds": refunded, "net": gross - refunded})
+    return rows
+
+
+def sales_by_product(*, start: date, end: date) -> list[dict]:
+    """{"product_id", "product_name", "quantity", "gross"} per product sold, largest gross first."""
+    lower, upper = _bounds(start, end)
+    grouped = list(
+        OrderItem.objects.filter(order__received_at__gte=lower, order__received_at__lt=upper)
+        .order_by()
+        .values("product_id")
+        .annotate(quantity=Sum("quantity"), gross=Sum("line_total"), latest_line=Max("pk"))
+        .order_by("-gross", "product_id")
+    )
+    # A line's name is the product's name when it was ordered; the newest line has the newest name.
+    names = dict(
+        OrderItem.objects.filter(pk__in=[row["latest_line"] for row in grouped]).values_list("pk", "product_name")
+    )
+    return [
+        {
+            "product_id": row["product_id"],
+            "product_name": names[row["latest_line"]],
+            "quantity": row["quantity"],
+            "gross": _money(row["gross"]),
+        }
+        for row in grouped
+    ]
+
+
+def sales_by_terminal(*, start: date, end: date) -> list[dict]:
+    """{"terminal_id", "store", "name", "orders", "gross"} per terminal with sales, largest gross first."""
+    rows = (
+        sales_queryset(start=start, end=end)
+        .values("terminal_id", "terminal__store", "terminal__name")
+        .annotate(orders=Count("pk"), gross=Sum("total"))
+        .order_by("-gross", "terminal__store", "terminal__name", "terminal_id")
+    )
+    return [
+        {
+            "terminal_id": row["terminal_id"],
+            "store": row["terminal__store"],
+            "name": row["terminal__name"],
+            "orders": row["orders"],
+            "gross": _money(row["gross"]),
+        }
+        for row in rows
+    ]
+
+
+def sales_by_hour(*, start: date, end: date) -> list[dict]:
+    """24 rows, hours 0..23 of the local day: {"hour", "orders", "gross"}."""
+    found = {
+        row["hour"]: row
+        for row in sales_queryset(start=start, end=end)
+        .annotate(hour=ExtractHour("received_at", tzinfo=local_zone()))
+        .values("hour")
+        .annotate(orders=Count("pk"), gross=Sum("total"))
+    }
+    return [
+        {
+            "hour": hour,
+            "orders": found[hour]["orders"] if hour in found else 0,
+            "gross": _money(found[hour]["gross"]) if hour in found else ZERO,
+        }
+        for hour in range(24)
+    ]
+
+
+def sales_report(*, start: date, end: date) -> dict:
+    """Everything the page shows: {"summary", "days", "products", "terminals", "hours"}."""
+    days = sales_by_day(start=start, end=end)
+    summary = _summary(
+        start,
+        end,
+        sum(day["orders"] for day in days),
+        sum((day["gross"] for day in days), ZERO),
+        sum((day["refunds"] for day in days), ZERO),
+    )
+    return {
+        "summary": summary,
+        "days": days,
+        "products": sales_by_product(start=start, end=end),
+        "terminals": sales_by_terminal(start=start, end=end),
+        "hours": sales_by_hour(start=start, end=end),
+    }
+
+
+# --- CSV rows -------------------------------------------------------------------------------------
+
+
+def csv_text(value: str | None) -> str:
+    """A text cell a spreadsheet will not run: a leading =, +, -, @ (or tab, carriage return) gets a '."""
+    value = value or ""
+    return f"'{value}" if value.startswith(_FORMULA_PREFIXES) else value
+
+
+def sales_csv_rows(*, start: date, end: date, section: str = "days") -> Iterator[list]:
+    """Rows of sales.csv, header first. Sections:
+
+    - days (default): date, orders, gross, refunds, net per local date, then a "total" row;
+    - products: product_id, product_name, quantity, gross;
+    - terminals: terminal_id, store, terminal, orders, gross;
+    - hours: hour, orders, gross.
+    """
+    if section == "days":
+        yield ["date", "orders", "gross", "refunds", "net"]
+        days = sales_by_day(start=start, end=end)
+        for day in days:
+            yield [day["date"].isoformat(), day["orders"], day["gross"], day["refunds"], day["net"]]
+        gross = sum((day["gross"] for day in days), ZERO)
+        refunds = sum((day["refunds"] for day in days), ZERO)
+        yield ["total", sum(day["orders"] for day in days), gross, refunds, gross - refunds]
+    elif section == "products":
+        yield ["product_id", "product_name", "quantity", "gross"]
+        for row in sales_by_product(start=start, end=end):
+            yield [row["product_id"], csv_text(row["product_name"]), row["quantity"], row["gross"]]
+    elif section == "terminals":
+        yield ["terminal_id", "store", "terminal", "orders", "gross"]
+        for row in sales_by_terminal(start=start, end=end):
+            yield [row["terminal_id"], csv_text(row["store"]), csv_text(row["name"]), row["orders"], row["gross"]]
+    elif section == "hours":
+        yield ["hour", "orders", "gross"]
+        for row in sales_by_hour(start=start, end=end):
+            yield [row["hour"], row["orders"], row["gross"]]
+    else:
+        raise ValueError(f"Unknown section {section!r}; use one of: {', '.join(SALES_CSV_SECTIONS)}.")
+
+
+PAYMENTS_CSV_HEADER = [
+    "payment_id",
+    "created_at",
+    "order_id",
+    "pickup_number",
+    "business_date",
+    "store",
+    "terminal",
+    "status",
+    "amount",
+    "paid_amount",
+    "refunded",
+    "needs_review",
+    "mercadopago_order_id",
+    "mercadopago_payment_id",
+    "external_reference",
+]
+
+
+def payments_csv_rows(*, start: date, end: date, chunk_size: int = CSV_CHUNK_SIZE) -> Iterator[list]:
+    """Rows of payments.csv, header first; reads the payments `chunk_size` at a time."""
+    yield PAYMENTS_CSV_HEADER
+    zone = local_zone()
+    for payment in payments_queryset(start=start, end=end).iterator(chunk_size=chunk_size):
+        order = payment.order
+        yield [
+            payment.pk,
+            payment.created_at.astimezone(zone).isoformat(timespec="seconds"),
+            order.pk,
+            order.number,
+            order.business_date.isoformat(),
+            csv_text(order.terminal.store),
+            csv_text(order.terminal.name),
+            csv_text(payment.status),
+            _money(payment.amount),
+            "" if payment.paid_amount is None else _money(payment.paid_amount),
+            _money(payment.refunded),
+            "yes" if payment.needs_review else "no",
+            csv_text(payment.provider_order_id),
+            csv_text(payment.provider_payment_id),
+            csv_text(payment.reference),
+        ]
