@@ -11,13 +11,14 @@ Rules that hold everywhere here:
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from kiosk.problems import Conflict, DomainError
 from orders import services as order_services
@@ -139,12 +140,26 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
         if mp_payments and not locked.provider_payment_id:
             locked.provider_payment_id = str(mp_payments[0].get("id") or "")
         locked.qr_data = (mp_order.get("type_response") or {}).get("qr_data") or ""
-        locked.expires_at = timezone.now() + settings.MERCADOPAGO_QR_EXPIRATION
+        # A retried creation may return an order Mercado Pago made earlier: its clock starts at its creation.
+        locked.expires_at = min(_provider_time(mp_order.get("created_date")), timezone.now()) + (
+            settings.MERCADOPAGO_QR_EXPIRATION
+        )
         locked.provider_status = locked.provider_status or str(mp_order.get("status") or "")
         locked.last_error = ""
         locked.save()
         _event(locked, E.QR_CREATED, payload=mp_order, provider_reference=locked.provider_order_id)
     return locked, True
+
+
+def _provider_time(value) -> datetime:
+    """A Mercado Pago timestamp (UTC when it says no zone); now when it is missing or unreadable."""
+    try:
+        parsed = parse_datetime(str(value or ""))
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        return timezone.now()
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 
 # --- Applying Mercado Pago's view of an order -----------------------------------------------------
