@@ -318,10 +318,12 @@ def test_sync_applies_what_mercado_pago_says(kiosk, menu, mercadopago, manager_a
     assert (record.actor, record.before["status"], record.after["status"]) == (manager_user, "pending", "approved")
 
 
-def test_audit_records_cannot_be_edited_or_deleted_in_the_admin(paid, manager_admin, manager_user):
+def test_audit_records_cannot_be_edited_or_deleted_in_the_admin(paid, manager_admin, manager_user, cashier):
     from kiosk.audit import audit
 
     record = audit(user=manager_user, obj=paid, action="test", reason="why")
+    assert "why" in manager_admin.get("/admin/kiosk/auditrecord/").content.decode()  # managers read it
+    assert cashier.get("/admin/kiosk/auditrecord/").status_code == 403
     superuser = make_user("root", is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(superuser)
