@@ -5,6 +5,7 @@ and is audited twice: Django's LogEntry and our own append-only AuditRecord.
 """
 
 import json
+import re
 from decimal import Decimal
 
 from django import forms
@@ -319,7 +320,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
         if not self.has_review_permission(request):
             raise PermissionDenied
         raw_ids = request.POST.get("ids") or request.GET.get("ids") or ""
-        ids = [int(i) for i in raw_ids.split(",") if i.strip().isdigit()]
+        ids = [int(i) for i in raw_ids.split(",") if re.fullmatch(r"[0-9]{1,18}", i.strip())]
         payments = list(Payment.objects.filter(pk__in=ids).select_related("order"))
         if not payments:
             raise Http404

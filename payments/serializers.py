@@ -48,7 +48,7 @@ class PaymentStatusSerializer(serializers.ModelSerializer):
 class RefundRequestSerializer(StrictMixin, serializers.Serializer):
     """POST /api/v1/payments/{id}/refunds/: without an amount, everything still refundable."""
 
-    amount = MoneyField(required=False, allow_null=True, default=None)
+    amount = MoneyField(required=False)  # left out: everything still refundable (null is refused, not "all")
     reason = StrictCharField(max_length=500)
 
 

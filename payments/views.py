@@ -148,7 +148,7 @@ class PaymentRefundsView(APIView):
         try:
             refund = services.refund_request(
                 payment_id=payment.pk,
-                amount=serializer.validated_data["amount"],
+                amount=serializer.validated_data.get("amount"),
                 reason=serializer.validated_data["reason"],
                 actor=request.user.get_username(),
             )

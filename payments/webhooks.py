@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from datetime import timedelta
 
@@ -63,7 +64,7 @@ def verify_signature(*, header: str, data_id: str, request_id: str, secret: str,
     ts, v1 = parts.get("ts", ""), parts.get("v1", "")
     if not ts or not v1:
         return "x-signature lacks ts or v1"
-    if not ts.isdigit():
+    if not re.fullmatch(r"[0-9]{1,20}", ts):
         return "x-signature ts is not a number"
     manifest = signature_manifest(data_id=data_id, request_id=request_id, ts=ts)
     expected = hmac.new(secret.encode(), manifest.encode(), hashlib.sha256).hexdigest()
@@ -169,6 +170,11 @@ def delivery_claim_dedupe(delivery: WebhookDelivery) -> WebhookDelivery | None:
 def delivery_process(delivery: WebhookDelivery, *, retries: int = 0) -> WebhookDelivery:
     """Fetches what the delivery is about from Mercado Pago and applies it. Never raises for Mercado Pago
     being down: the delivery then stays pending, with the error and the time of the next attempt."""
+    if delivery.signature_valid is not True and not _is_legacy_ipn(delivery):
+        # Never verified (its check crashed, or it was stored by hand): nothing to act on.
+        delivery.status, delivery.last_error = D.REJECTED, delivery.last_error or "signature never verified"
+        delivery.save(update_fields=["status", "last_error"])
+        return delivery
     delivery.attempts += 1
     try:
         payment = _fetch_and_apply(delivery, retries=retries)

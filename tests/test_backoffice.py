@@ -340,3 +340,16 @@ def test_order_actions_are_audited_with_before_and_after(manager_admin, manager_
     record = AuditRecord.objects.get(object_id=order["id"])
     assert record.actor == manager_user
     assert (record.before["status"], record.after["status"]) == ("awaiting_payment", "received")
+
+
+def test_review_page_with_junk_ids_is_404(manager_admin):
+    for ids in ("\u00b2", "9" * 40, "9" * 5000, "abc", "-1"):
+        assert manager_admin.get("/admin/payments/payment/review/", {"ids": ids}).status_code == 404, ids
+
+
+def test_a_null_refund_amount_is_refused_not_taken_as_everything(paid, manager):
+    response = manager.post(
+        f"/api/v1/payments/{paid.pk}/refunds/", {"amount": None, "reason": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="n"
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "validation_error")
+    assert not Refund.objects.exists()

@@ -366,3 +366,17 @@ def test_a_late_payment_says_what_it_was_before(kiosk, order, mercadopago):
     kiosk.post(f"/api/v1/orders/{order['id']}/cancel/")
     mercadopago.pay(payment["provider_order_id"])
     assert "(payment cancelled, order cancelled)" in Payment.objects.get().review_reason
+
+
+def test_a_signed_notification_with_an_unreadable_ts_is_401_and_never_retried(kiosk, order, mercadopago):
+    payment = checkout(kiosk, order["id"]).json()["payment"]
+    mercadopago.pay(payment["provider_order_id"], notify=False)
+    body = {"type": "order"}
+    for ts in ("\u00b2", "9" * 5000):
+        response = signed_post(data_id=payment["provider_order_id"], body=body, ts=ts)
+        assert (response.status_code, response.json()["code"]) == (401, "invalid_signature")
+    WebhookDelivery.objects.update(status="pending", signature_valid=None, next_attempt_at=None)
+    WebhookDelivery.objects.update(received_at=timezone.now() - datetime.timedelta(minutes=5))
+    call_command("process_notifications")
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"rejected"}
+    assert Payment.objects.get().status == "pending"

@@ -774,3 +774,25 @@ def test_pay_page_reject_and_unknown_order(sdk, client):
     assert client.post(url, {"action": "reject"}).status_code == 302
     assert "Pagamento recusado" in client.get(url).content.decode()
     assert client.get("/mp-simulator/pay/ORD01JQ4S4KY8HWQ6NA5PXB65B3D3/").status_code == 404
+
+
+def test_absurd_input_gets_mercado_pagos_error_shape_not_a_crash(db):
+    from django.test import Client
+
+    from payments.simulator.api import dispatch
+
+    headers = {"Authorization": "Bearer APP_USR-x", "x-idempotency-key": "absurd"}
+    deep = "[" * 5000 + "]" * 5000
+    status, body = dispatch("POST", "/v1/orders", headers=headers, body=deep)
+    assert status == 400 and "errors" in body
+    body_json = (
+        '{"type": "qr", "external_reference": "r1", "total_amount": "1.00", "expiration_time": "P99999999Y",'
+        ' "config": {"qr": {"external_pos_id": "P1", "mode": "dynamic"}}, "transactions": {"payments": [{"amount": "1.00"}]}}'
+    )
+    status, body = dispatch("POST", "/v1/orders", headers={**headers, "x-idempotency-key": "absurd-2"}, body=body_json)
+    assert status == 400 and "errors" in body
+    status, body = dispatch("GET", "/v1/payments/" + "9" * 5000, headers=headers)
+    assert status == 404
+    client = Client()
+    response = client.post("/mp-simulator/v1/orders/ORDX/simulate", deep, content_type="application/json")
+    assert response.status_code == 400

@@ -89,7 +89,7 @@ class Call:
             return None
         try:
             return json.loads(self.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise orders_error(400, "json_syntax_error", f"The body is not valid JSON: {exc}.")
 
 
@@ -154,7 +154,7 @@ def _fingerprint(call: Call) -> str:
     try:
         parsed = json.loads(call.body) if call.body.strip() else None
         canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":"))
-    except ValueError:
+    except (ValueError, RecursionError):
         canonical = call.body.decode(errors="replace")
     return hashlib.sha256(f"{call.method} {call.path}\n{canonical}".encode()).hexdigest()
 
@@ -232,7 +232,10 @@ def parse_duration(value: str) -> timedelta | None:
         return None
     parts = {name: float(number) if number else 0.0 for name, number in match.groupdict().items()}
     days = parts["Y"] * 365 + parts["MO"] * 30 + parts["W"] * 7 + parts["D"]
-    return timedelta(days=days, hours=parts["H"], minutes=parts["MI"], seconds=parts["S"])
+    try:
+        return timedelta(days=days, hours=parts["H"], minutes=parts["MI"], seconds=parts["S"])
+    except (OverflowError, ValueError):  # absurdly long: not a duration Mercado Pago would take either
+        return None
 
 
 def _require_type(value: object, kind: type | tuple, where: str, type_name: str) -> None:
@@ -579,7 +582,7 @@ def refund_order(call: Call, order_id: str) -> tuple[int, JsonBody]:
 
 def get_payment(call: Call, payment_id: str) -> tuple[int, JsonBody]:
     payment = None
-    if payment_id.isdigit():
+    if re.fullmatch(r"[0-9]{1,18}", payment_id):
         payment = SimPayment.objects.select_related("order").filter(reference_id=int(payment_id)).first()
     if payment is None:
         raise payments_error(

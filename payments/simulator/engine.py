@@ -60,10 +60,11 @@ def _parse_paid_amount(value) -> Decimal:
     if not isinstance(value, str):
         raise orders_error(400, "property_type", "paid_amount must be a string.", ["$.paid_amount"])
     try:
-        amount = Decimal(value)
+        amount = Decimal(value) if len(value) <= 20 else None
+        exact = amount is not None and amount.is_finite() and amount == amount.quantize(shapes.TWO_PLACES)
     except InvalidOperation:
-        amount = None
-    if amount is None or not amount.is_finite() or amount <= 0 or amount != amount.quantize(shapes.TWO_PLACES):
+        amount, exact = None, False
+    if not exact or amount <= 0:
         raise orders_error(
             400, "property_value", "paid_amount must be a positive amount like 25.90.", ["$.paid_amount"]
         )

@@ -45,7 +45,7 @@ def simulate_view(request: HttpRequest, order_id: str) -> HttpResponse:
             raise orders_error(405, "method_not_allowed", "Use POST.")
         try:
             data = json.loads(request.body or b"null")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise orders_error(400, "json_syntax_error", f"The body is not valid JSON: {exc}.")
         if not isinstance(data, dict):
             raise orders_error(400, "property_type", "The body must be a JSON object.", ["$"])
