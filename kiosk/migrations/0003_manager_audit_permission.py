@@ -1,18 +1,12 @@
 """Managers read the audit trail in the admin (nobody may change it)."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from kiosk.migration_helpers import grant as grant_permissions
 
 
 def grant(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    manager, _ = Group.objects.get_or_create(name="manager")
-    manager.permissions.add(*Permission.objects.filter(content_type__app_label="kiosk", codename="view_auditrecord"))
+    grant_permissions(apps, "manager", "kiosk", ["view_auditrecord"])
 
 
 class Migration(migrations.Migration):

@@ -6,44 +6,24 @@ Users are not created here: demo users come only from `manage.py seed_demo` (run
 
 import datetime
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
+from kiosk.migration_helpers import grant
+
 MANAGER_PERMISSIONS = [
-    ("orders", "category", ("view", "add", "change")),
-    ("orders", "product", ("view", "add", "change")),
-    ("orders", "customer", ("view", "change")),
-    ("orders", "terminal", ("view", "add", "change")),
-    ("orders", "order", ("view", "change")),
-]
-KITCHEN_PERMISSIONS = [
-    ("orders", "order", ("view",)),
-    ("orders", "product", ("view",)),
-]
+    "view_category", "add_category", "change_category",
+    "view_product", "add_product", "change_product",
+    "view_customer", "change_customer",
+    "view_terminal", "add_terminal", "change_terminal",
+    "view_order", "change_order",
+]  # fmt: skip
+KITCHEN_PERMISSIONS = ["view_order", "view_product"]
 
 
 def create_roles(apps, schema_editor):
-    # Permissions normally appear after all migrations ran; make them exist now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0)
-        app_config.models_module = None
-
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-
-    def grant(group, spec):
-        for app_label, model, actions in spec:
-            codenames = [f"{action}_{model}" for action in actions]
-            group.permissions.add(
-                *Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
-            )
-
-    Group.objects.get_or_create(name="kiosk")
-    kitchen, _ = Group.objects.get_or_create(name="kitchen")
-    manager, _ = Group.objects.get_or_create(name="manager")
-    grant(kitchen, KITCHEN_PERMISSIONS)
-    grant(manager, MANAGER_PERMISSIONS)
+    apps.get_model("auth", "Group").objects.get_or_create(name="kiosk")
+    grant(apps, "kitchen", "orders", KITCHEN_PERMISSIONS)
+    grant(apps, "manager", "orders", MANAGER_PERMISSIONS)
 
     PickupCounter = apps.get_model("orders", "PickupCounter")
     PickupCounter.objects.get_or_create(pk=1, defaults={"day": datetime.date(2000, 1, 1)})

@@ -1,8 +1,9 @@
 """Managers see payments, their ledger, refunds and the notification inbox in the admin, may refund and
 see the sales report. Kitchen staff (the cashiers) may see payments but not refund."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from kiosk.migration_helpers import grant as grant_permissions
 
 MANAGER_CODENAMES = [
     "view_payment",
@@ -16,20 +17,8 @@ KITCHEN_CODENAMES = ["view_payment", "view_paymentevent", "view_refund"]
 
 
 def grant(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    manager, _ = Group.objects.get_or_create(name="manager")
-    manager.permissions.add(
-        *Permission.objects.filter(content_type__app_label="payments", codename__in=MANAGER_CODENAMES)
-    )
-    kitchen, _ = Group.objects.get_or_create(name="kitchen")
-    kitchen.permissions.add(
-        *Permission.objects.filter(content_type__app_label="payments", codename__in=KITCHEN_CODENAMES)
-    )
+    grant_permissions(apps, "manager", "payments", MANAGER_CODENAMES)
+    grant_permissions(apps, "kitchen", "payments", KITCHEN_CODENAMES)
 
 
 class Migration(migrations.Migration):
