@@ -9,6 +9,7 @@ Rules that hold everywhere here:
   never reaches the kitchen. Money taken for an order we had already given up on is refunded automatically.
 """
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -253,6 +254,22 @@ def payment_apply_provider_order(*, mp_order: dict, source: str) -> Payment | No
     if refund_after_commit:
         transaction.on_commit(lambda: _auto_refund(payment.pk))  # never call Mercado Pago inside a transaction
     return payment
+
+
+def payment_note_notification(*, payment: Payment, delivery_id: int, topic: str, action: str, body: str) -> None:
+    """The ledger line for a notification that concerned this payment (once per delivery)."""
+    try:
+        payload = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        payload = {"raw": body[:2000]}
+    _event(
+        payment,
+        E.NOTIFICATION_RECEIVED,
+        message=f"{topic} {action} (delivery {delivery_id})".strip(),
+        payload=payload,
+        provider_reference=f"delivery-{delivery_id}",
+        actor="mercadopago",
+    )
 
 
 def _money_received(order: Order, payment: Payment, state: ProviderState, mp_order: dict, source: str) -> bool:

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from payments.gateway import GatewayError, GatewayRejected, gateway
 from payments.models import Payment, WebhookDelivery
-from payments.services import payment_apply_provider_order
+from payments.services import payment_apply_provider_order, payment_note_notification
 
 logger = logging.getLogger(__name__)
 D = WebhookDelivery.Status
@@ -191,6 +191,14 @@ def delivery_process(delivery: WebhookDelivery, *, retries: int = 0) -> WebhookD
         delivery.status, delivery.last_error = D.PENDING, f"{type(exc).__name__}: {exc}"
         delivery.next_attempt_at = timezone.now() + timedelta(seconds=RETRY_DELAYS[-1])
     else:
+        if payment:
+            payment_note_notification(
+                payment=payment,
+                delivery_id=delivery.pk,
+                topic=delivery.topic,
+                action=delivery.action,
+                body=delivery.body,
+            )
         delivery.payment = payment
         delivery.status = D.PROCESSED if payment else D.IGNORED
         delivery.last_error = "" if payment else "not one of our payments"

@@ -120,7 +120,7 @@ def test_manager_sees_payments_and_the_notification_inbox(admin_client, order):
 def test_payment_list_costs_a_constant_number_of_queries(admin_client, terminal, menu, django_assert_max_num_queries):
     from payments.models import Payment
 
-    for _ in range(30):
+    for _ in range(100):
         o = order_place(terminal=terminal, items=[ItemRequest(menu["burger"].pk, 1)], customer_cpf="52998224725")
         Payment.objects.create(order=o, amount=o.total)
     with django_assert_max_num_queries(12):

@@ -178,6 +178,10 @@ def test_paying_sends_the_order_to_the_kitchen(kiosk, kitchen, order, mercadopag
     assert [o["id"] for o in kitchen.get("/api/v1/kitchen/orders/").json()] == [order["id"]]
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.signature_valid, delivery.topic) == ("processed", True, "order")
+    events = list(PaymentEvent.objects.order_by("id").values_list("type", flat=True))
+    assert events == ["created", "qr_created", "status_changed", "notification_received"]
+    noted = PaymentEvent.objects.get(type="notification_received")
+    assert noted.payload["action"] == "order.processed" and noted.actor == "mercadopago"
 
 
 @pytest.mark.parametrize("unit", ["s", "ms"])
