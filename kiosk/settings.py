@@ -246,8 +246,10 @@ MERCADOPAGO_TIMEOUT = env.float("MERCADOPAGO_TIMEOUT", default=4.0)  # seconds p
 MERCADOPAGO_MAX_RETRIES = env.int("MERCADOPAGO_MAX_RETRIES", default=2)  # extra attempts on transient failures
 MERCADOPAGO_BREAKER_THRESHOLD = env.int("MERCADOPAGO_BREAKER_THRESHOLD", default=5)  # failures in a row
 MERCADOPAGO_BREAKER_COOLDOWN = env.int("MERCADOPAGO_BREAKER_COOLDOWN", default=30)  # seconds open
-# Largest age (seconds) of a notification's x-signature ts; 0 turns the check off.
-MERCADOPAGO_SIGNATURE_TOLERANCE = env.int("MERCADOPAGO_SIGNATURE_TOLERANCE", default=600)
+# Largest age (seconds) of a notification's x-signature ts; 0 (the default) turns the check off. Off, because
+# Mercado Pago re-sends a failed notification for days and a genuine re-send must not be refused; a replayed
+# notification is harmless anyway (it only makes us read the order from Mercado Pago again).
+MERCADOPAGO_SIGNATURE_TOLERANCE = env.int("MERCADOPAGO_SIGNATURE_TOLERANCE", default=0)
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
