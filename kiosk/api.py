@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.pagination import LimitOffsetPagination
@@ -57,6 +59,21 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
 
     def get_offset(self, request):
         return min(super().get_offset(request), self.max_offset)
+
+
+# --- OpenAPI pieces shared by the views -----------------------------------------------------------
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="1 to 255 characters, unique per request; a retry with the same key returns the stored response.",
+)
+OPTIONAL_IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False
+)
+PROBLEM = OpenApiResponse(description="Problem details (application/problem+json) with a stable `code`.")
 
 
 # --- Serializers that take JSON at its word ------------------------------------------------------

@@ -2,14 +2,14 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kiosk.api import BoundedLimitOffsetPagination
+from kiosk.api import IDEMPOTENCY_HEADER, OPTIONAL_IDEMPOTENCY_HEADER, PROBLEM, BoundedLimitOffsetPagination
 from kiosk.idempotency import idempotent
 from kiosk.problems import Invalid
 from kiosk.roles import KIOSK, KITCHEN, MANAGER, allow, is_staff_role
@@ -29,17 +29,6 @@ from orders.serializers import (
 )
 from payments import services as payment_services
 
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=True,
-    description="1 to 255 characters, unique per request; a retry with the same key returns the stored response.",
-)
-OPTIONAL_IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False
-)
-PROBLEM = OpenApiResponse(description="Problem details (application/problem+json) with a stable `code`.")
 ANY_ROLE = allow(KIOSK, KITCHEN, MANAGER)
 
 

@@ -11,11 +11,11 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kiosk.api import IDEMPOTENCY_HEADER, PROBLEM
 from kiosk.idempotency import idempotent
 from kiosk.problems import DomainError, problem_json_response
 from kiosk.roles import KIOSK, KITCHEN, MANAGER, allow, has_role
 from orders import selectors as order_selectors
-from orders.views import IDEMPOTENCY_HEADER, PROBLEM
 from payments import services, webhooks
 from payments.gateway import GatewayError, GatewayUnavailable
 from payments.models import Payment
