@@ -38,6 +38,10 @@ class OrderNotPayable(Conflict):
     code = "order_not_payable"
 
 
+class PaymentUnderReview(Conflict):
+    code = "payment_under_review"
+
+
 class TerminalNotReady(DomainError):
     status = 409
     code = "terminal_not_ready"
@@ -100,6 +104,10 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
         order = Order.objects.select_for_update().select_related("terminal").get(pk=order_id)
         if order.status != Order.Status.AWAITING_PAYMENT:
             raise OrderNotPayable(f"Order #{order.number} is '{order.status}', not awaiting payment.")
+        if order.payments.filter(status__in=MONEY_TAKEN).exists():
+            # Money already came for this order but did not settle it (a wrong amount): never charge again
+            # before a person has looked.
+            raise PaymentUnderReview(f"A payment for order #{order.number} is waiting for staff review.")
         terminal = order.terminal
         if not terminal.active or not terminal.external_pos_id:
             raise TerminalNotReady(f"Terminal '{terminal.name}' is not set up for Mercado Pago payments.")

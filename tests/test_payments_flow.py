@@ -234,6 +234,8 @@ def test_amount_mismatch_is_flagged_and_never_reaches_the_kitchen(kiosk, order, 
     assert "61.69" in stored.review_reason
     assert stored.settles_id is None
     assert Order.objects.get(pk=order["id"]).status == "awaiting_payment"
+    again = checkout(kiosk, order["id"])  # the kiosk must not take the customer's money a second time
+    assert (again.status_code, again.json()["code"]) == (409, "payment_under_review")
 
 
 def test_payment_after_the_order_was_cancelled_is_refunded_and_flagged(kiosk, order, mercadopago):
