@@ -44,6 +44,7 @@ run: $(VENV)/.runtime-installed
 	@echo "    OpenAPI schema:       http://$(HOST):$(PORT)/api/schema/"
 	@echo "    Pickup board (JSON):  http://$(HOST):$(PORT)/api/v1/pickup-board/"
 	@echo "    Demo API users: kiosk1/kiosk1, kitchen1/kitchen1, manager1/manager1"
+	@if [ -z "$$MERCADOPAGO_ACCESS_TOKEN" ]; then echo "    Payments: Mercado Pago simulator; a QR opens its pay page at $$SITE_URL/mp-simulator/pay/<id>/"; else echo "    Payments: live Mercado Pago"; fi
 	@echo ""
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
