@@ -250,6 +250,9 @@ MERCADOPAGO_BREAKER_COOLDOWN = env.int("MERCADOPAGO_BREAKER_COOLDOWN", default=3
 # Mercado Pago re-sends a failed notification for days and a genuine re-send must not be refused; a replayed
 # notification is harmless anyway (it only makes us read the order from Mercado Pago again).
 MERCADOPAGO_SIGNATURE_TOLERANCE = env.int("MERCADOPAGO_SIGNATURE_TOLERANCE", default=0)
+# reconcile_payments also re-reads payments settled within this many days, each at most every N hours.
+MERCADOPAGO_RECONCILE_SETTLED_FOR = timedelta(days=env.int("MERCADOPAGO_RECONCILE_SETTLED_DAYS", default=2))
+MERCADOPAGO_RECONCILE_SETTLED_EVERY = timedelta(hours=env.int("MERCADOPAGO_RECONCILE_SETTLED_HOURS", default=6))
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

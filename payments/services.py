@@ -596,12 +596,21 @@ def payments_reconcile(*, limit: int = 200, min_age: timedelta = timedelta(secon
     """Asks Mercado Pago about every payment still open on either side, and retries refunds whose
     outcome is unknown. Returns (payments checked, refunds retried). Safe to run every minute."""
     now = timezone.now()
-    still_open = Q(status=P.PENDING) | Q(
-        status__in=[P.CANCELLED, P.EXPIRED], provider_status__in=["", "created", "action_required", "at_terminal"]
+    still_open = Q(status=P.PENDING, updated_at__lt=now - min_age) | Q(
+        status__in=[P.CANCELLED, P.EXPIRED],
+        provider_status__in=["", "created", "action_required", "at_terminal"],
+        updated_at__lt=now - min_age,
     )
-    candidates = Payment.objects.filter(
-        still_open, provider_order_id__isnull=False, updated_at__lt=now - min_age
-    ).order_by("updated_at")[:limit]
+    # Settled payments can still change at Mercado Pago (a refund made in its panel, a chargeback): look at
+    # recent ones now and then, in case their notification never came or never verified.
+    recently_settled = Q(
+        status__in=[P.APPROVED, P.PARTIALLY_REFUNDED],
+        paid_at__gte=now - settings.MERCADOPAGO_RECONCILE_SETTLED_FOR,
+        updated_at__lt=now - settings.MERCADOPAGO_RECONCILE_SETTLED_EVERY,
+    )
+    candidates = Payment.objects.filter(still_open | recently_settled, provider_order_id__isnull=False).order_by(
+        "updated_at"
+    )[:limit]
     checked = 0
     for payment in list(candidates):
         try:

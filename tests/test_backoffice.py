@@ -353,3 +353,27 @@ def test_a_null_refund_amount_is_refused_not_taken_as_everything(paid, manager):
     )
     assert (response.status_code, response.json()["code"]) == (400, "validation_error")
     assert not Refund.objects.exists()
+
+
+def test_reconcile_finds_a_panel_refund_whose_notification_never_came(paid, mercadopago, monkeypatch):
+    from payments.simulator import notify
+    from payments.simulator.api import dispatch
+
+    monkeypatch.setattr(notify, "deliver", lambda url, headers, body: 200)  # lost on the way
+    status, _ = dispatch(
+        "POST",
+        f"/v1/orders/{paid.provider_order_id}/refund",
+        headers={"Authorization": "Bearer APP_USR-SIMULATOR", "x-idempotency-key": "panel-lost"},
+        body=None,
+    )
+    assert status == 201
+    assert not Refund.objects.exists()
+
+    call_command("reconcile_payments")
+    assert not Refund.objects.exists()  # checked a moment ago: left alone for MERCADOPAGO_RECONCILE_SETTLED_HOURS
+    Payment.objects.filter(pk=paid.pk).update(updated_at=paid.updated_at - datetime.timedelta(hours=7))
+    call_command("reconcile_payments")
+    paid.refresh_from_db()
+    assert paid.status == "refunded"
+    assert Refund.objects.get().requested_by == "mercadopago"
+    assert Order.objects.get(pk=paid.order_id).status == "cancelled"  # refunded in full before delivery
