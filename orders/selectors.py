@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from kiosk.roles import MANAGER, has_role, is_staff_role
@@ -37,6 +38,11 @@ def orders_visible_to(*, user) -> QuerySet[Order]:
     if is_staff_role(user):
         return orders
     return orders.filter(terminal__user=user)
+
+
+def order_for_user(*, user, order_id) -> Order:
+    """The order if the caller may see it; another terminal's order is simply not found (404)."""
+    return get_object_or_404(orders_visible_to(user=user), pk=order_id)
 
 
 def order_detail(order_id) -> Order:

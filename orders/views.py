@@ -141,11 +141,6 @@ def _terminal_of(user) -> Terminal:
     return terminal
 
 
-def _order_for(request, order_id) -> Order:
-    """The order if the caller may see it; another terminal's order is simply not found."""
-    return get_object_or_404(selectors.orders_visible_to(user=request.user), pk=order_id)
-
-
 class OrderListView(APIView):
     def get_permissions(self):
         return [allow(KIOSK)()] if self.request.method == "POST" else [ANY_ROLE()]
@@ -195,7 +190,7 @@ class OrderDetailView(APIView):
 
     @extend_schema(responses={200: OrderSerializer, 404: PROBLEM})
     def get(self, request, order_id):
-        return Response(OrderSerializer(_order_for(request, order_id)).data)
+        return Response(OrderSerializer(selectors.order_for_user(user=request.user, order_id=order_id)).data)
 
 
 class OrderCancelView(APIView):
@@ -205,7 +200,7 @@ class OrderCancelView(APIView):
     def post(self, request, order_id):
         """Cancels an unpaid order (the customer gave up, or staff), and its QR at Mercado Pago.
         Paid orders are refunded instead."""
-        _order_for(request, order_id)
+        selectors.order_for_user(user=request.user, order_id=order_id)
         reason = Order.CancelReason.STAFF if is_staff_role(request.user) else Order.CancelReason.CUSTOMER
         payment_services.order_cancel_unpaid(order_id=order_id, reason=reason, actor=request.user.get_username())
         return Response(OrderSerializer(selectors.order_detail(order_id)).data)
@@ -228,7 +223,7 @@ class KitchenStatusView(APIView):
 
     @extend_schema(request=KitchenStatusSerializer, responses={200: OrderSerializer, 404: PROBLEM, 409: PROBLEM})
     def post(self, request, order_id):
-        _order_for(request, order_id)
+        selectors.order_for_user(user=request.user, order_id=order_id)
         serializer = KitchenStatusSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.order_advance(order_id=order_id, status=serializer.validated_data["status"])

@@ -51,10 +51,6 @@ def provider_problem(exc: GatewayError) -> DomainError:
     )
 
 
-def _order_for(request, order_id):
-    return get_object_or_404(order_selectors.orders_visible_to(user=request.user), pk=order_id)
-
-
 class CheckoutView(APIView):
     permission_classes = [allow(KIOSK, MANAGER)]
 
@@ -73,7 +69,7 @@ class CheckoutView(APIView):
     @idempotent(required=True, atomic=False)
     def post(self, request, order_id):
         """Creates the Mercado Pago dynamic QR for an unpaid order (201), or returns the valid one (200)."""
-        _order_for(request, order_id)
+        order_selectors.order_for_user(user=request.user, order_id=order_id)
         try:
             payment, created = services.payment_checkout(order_id=order_id)
         except GatewayError as exc:
@@ -87,7 +83,7 @@ class OrderPaymentView(APIView):
     @extend_schema(responses={200: PaymentStatusSerializer, 404: PROBLEM})
     def get(self, request, order_id):
         """The order's latest payment, from our database only: cheap enough to poll every second."""
-        order = _order_for(request, order_id)
+        order = order_selectors.order_for_user(user=request.user, order_id=order_id)
         payment = Payment.objects.filter(order=order).order_by("-created_at", "-id").first()
         if payment is None:
             raise NoPayment("This order has no payment yet: POST .../checkout/ first.")
