@@ -508,7 +508,7 @@ def _refund_call(refund: Refund, *, full: bool) -> Refund:
                 payload=mp_order,
                 provider_reference=locked.provider_refund_id or locked.idempotency_key,
             )
-        refunded = locked_payment.refunds.filter(status=Refund.Status.SUCCEEDED).aggregate(s=Sum("amount"))["s"]
+        refunded = locked_payment.refunded_amount()  # from the ledger, like everywhere else
         target = P.REFUNDED if refunded >= (locked_payment.paid_amount or 0) else P.PARTIALLY_REFUNDED
         if _may_move(locked_payment.status, target):
             _set_status(locked_payment, target, payload=mp_order, message=f"refund {locked.pk}")
