@@ -2,7 +2,14 @@
 
 from django.contrib import admin
 
-from payments.simulator.models import SimIdempotencyKey, SimOrder, SimPayment, SimRefund
+from payments.simulator.models import (
+    SimChargeback,
+    SimIdempotencyKey,
+    SimNotification,
+    SimOrder,
+    SimPayment,
+    SimRefund,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -42,7 +49,22 @@ class SimOrderAdmin(ReadOnlyAdmin):
 
 @admin.register(SimRefund)
 class SimRefundAdmin(ReadOnlyAdmin):
-    list_display = ["id", "payment", "amount", "status", "reference_id", "created_date"]
+    list_display = ["id", "payment", "amount", "status", "outcome", "reference_id", "created_date", "confirm_at"]
+    list_filter = ["status"]
+
+
+@admin.register(SimChargeback)
+class SimChargebackAdmin(ReadOnlyAdmin):
+    list_display = ["id", "payment", "case_id", "status", "created_date"]
+
+
+@admin.register(SimNotification)
+class SimNotificationAdmin(ReadOnlyAdmin):
+    """What the simulated Mercado Pago sent (or still has to send) to the notification URL."""
+
+    list_display = ["created_at", "action", "data_id", "status", "attempts", "due_at", "sent_at", "last_error"]
+    list_filter = ["status", "topic", "action"]
+    search_fields = ["data_id", "request_id"]
 
 
 @admin.register(SimIdempotencyKey)

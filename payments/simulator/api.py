@@ -14,8 +14,14 @@ Implemented, with the documented validation, shapes and errors (see /work/shared
 Anything else is a 404. Every call needs `Authorization: Bearer <token>`; any non-empty token is accepted
 (a real-looking APP_USR-<application>-<date>-<hash>-<user> token gives those ids to the orders).
 
+Refunds are asynchronous, as at Mercado Pago: the refund call answers 201 with the new refunds "processing"
+(the order's status unchanged); they are settled settings.MERCADOPAGO_SIMULATOR_REFUND_DELAY seconds later
+(engine.confirm_refunds), and until then another refund of the order is 409 refund_in_progress.
+Notifications are never sent inside a call: they are queued and leave later (see notify.py).
+
 In-process callers share the caller's database connection: when called inside the caller's transaction,
-the simulator's writes commit (or roll back) with it, and its notifications leave after that commit.
+the simulator's writes (the queued notifications included) commit or roll back with it. Every call wakes
+the pump (pump.py), so a restarted server catches up with what was due.
 """
 
 import hashlib
@@ -30,7 +36,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from payments.simulator import engine, shapes
+from payments.simulator import engine, pump, shapes
 from payments.simulator import notify as notifications
 from payments.simulator.errors import ApiError, orders_error, payments_error
 from payments.simulator.models import SimIdempotencyKey, SimOrder, SimPayment, SimRefund
@@ -102,6 +108,7 @@ def dispatch(
     body: str | bytes | None = None,
 ) -> tuple[int, JsonBody]:
     """Answer one Mercado Pago API request: (HTTP status, JSON body). Never raises for a bad request."""
+    pump.wake()
     method = method.upper()
     path = path.split("?", 1)[0]
     # Header names are case-insensitive; as with `requests`, a later spelling of the same name wins.
@@ -492,9 +499,11 @@ def cancel_order(call: Call, order_id: str) -> tuple[int, JsonBody]:
 
 
 def _refund_amounts(data: object, order: SimOrder) -> dict[str, Decimal]:
-    """{payment id: amount to refund}; no body means everything still refundable."""
+    """{payment id: amount to refund}; no body means everything still refundable. Processing refunds keep
+    their amount reserved; failed ones gave it back."""
     refundable = {
-        payment.id: payment.paid_amount - sum((r.amount for r in payment.refunds.all()), Decimal("0"))
+        payment.id: payment.paid_amount
+        - sum((r.amount for r in payment.refunds.exclude(status="failed")), Decimal("0"))
         for payment in order.payments.filter(status="processed", paid_amount__isnull=False)
     }
     if data is None:
@@ -554,6 +563,7 @@ def refund_order(call: Call, order_id: str) -> tuple[int, JsonBody]:
             raise orders_error(409, "refund_in_progress", "A refund is already being processed for this order.")
         wanted = _refund_amounts(call.json(), order)
         now = timezone.now()
+        confirm_at = now + timedelta(seconds=settings.MERCADOPAGO_SIMULATOR_REFUND_DELAY)
         created = [
             SimRefund.objects.create(
                 id=shapes.new_refund_id(),
@@ -562,13 +572,15 @@ def refund_order(call: Call, order_id: str) -> tuple[int, JsonBody]:
                 status="processing",
                 reference_id=shapes.new_numeric_id(),
                 created_date=now,
+                confirm_at=confirm_at,
+                outcome="processed",
             )
             for payment_id, amount in wanted.items()
         ]
         engine.touch(order, now)
         order.save()
-        # Confirmed (and notified as order.refunded) once this commits, as Mercado Pago confirms asynchronously.
-        transaction.on_commit(lambda: engine.confirm_refunds(order_id))
+        # Settled (and notified as order.refunded) at confirm_at, by the pump or by whoever reads the order.
+        transaction.on_commit(pump.wake)
         body = {
             "id": order.id,
             "status": order.status,

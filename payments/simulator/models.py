@@ -1,4 +1,5 @@
-"""State of the Mercado Pago simulator: its orders, their payment transactions, refunds and idempotency keys.
+"""State of the Mercado Pago simulator: its orders, their payment transactions, refunds, chargebacks,
+idempotency keys and the queue of notifications it still has to send.
 
 Everything lives in the database (not in process memory) so that several gunicorn workers, the pay page
 opened on a phone and the in-process SDK client all see the same Mercado Pago. These tables belong to the
@@ -66,14 +67,21 @@ class SimPayment(models.Model):
 
 
 class SimRefund(models.Model):
-    """A refund of a payment transaction (`transactions.refunds[]`)."""
+    """A refund of a payment transaction (`transactions.refunds[]`).
+
+    Mercado Pago answers a refund request with the refund "processing" and settles it later; the simulator
+    settles it at `confirm_at` (engine.confirm_refunds, run by the pump or lazily when the order is read),
+    with `outcome`: "processed" (money given back) or "failed" (the amount is refundable again).
+    """
 
     id = models.CharField(primary_key=True, max_length=32)  # "REF" + 26-character ULID
     payment = models.ForeignKey(SimPayment, on_delete=models.CASCADE, related_name="refunds")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
-    status = models.CharField(max_length=24)  # processing -> processed
+    status = models.CharField(max_length=24)  # processing -> processed | failed
     reference_id = models.BigIntegerField(unique=True)  # the Payments API refund id
     created_date = models.DateTimeField()
+    confirm_at = models.DateTimeField(db_index=True)  # when Mercado Pago settles it (while processing)
+    outcome = models.CharField(max_length=12, default="processed")  # what settling it makes it
 
     class Meta:
         verbose_name = "simulated refund"
@@ -81,6 +89,62 @@ class SimRefund(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.amount} {self.status}"
+
+
+class SimChargeback(models.Model):
+    """A chargeback of a payment transaction (`transactions.chargebacks[]` in the Orders API: id,
+    transaction_id, case_id, status "opened" | "closed", references). It leaves the order's own status alone."""
+
+    id = models.CharField(primary_key=True, max_length=32)  # "CHB" + 26-character ULID
+    payment = models.ForeignKey(SimPayment, on_delete=models.CASCADE, related_name="chargebacks")
+    case_id = models.CharField(max_length=32)  # the dispute case (numeric, as a string)
+    status = models.CharField(max_length=12, default="opened")  # opened | closed
+    references = models.JSONField(default=list, blank=True)  # list of strings
+    created_date = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "simulated chargeback"
+        ordering = ["created_date", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.status}"
+
+
+class SimNotification(models.Model):
+    """One delivery of a notification (webhook), queued when the event happened and sent when due.
+
+    Each duplicate copy Mercado Pago sends is a row of its own, with its own x-request-id; the retries of one
+    delivery keep it. `body` is the JSON text as it will be sent: a snapshot of the resource at the event.
+    While "sending", `due_at` is the end of the sender's lease: past it, a sender that died is taken over.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    url = models.CharField(max_length=1000)  # the notification URL with ?data.id=...&type=... appended
+    topic = models.CharField(max_length=16)  # "order" or "payment" (the `type` in the query string)
+    action = models.CharField(max_length=32)  # order.processed, payment.updated... (also in the body)
+    data_id = models.CharField(max_length=64)  # the `data.id` of the query string, exactly as sent
+    body = models.TextField()
+    signature_ts = models.CharField(max_length=2, default="ms")  # unit of x-signature's ts: "ms" or "s"
+    request_id = models.CharField(max_length=36)  # x-request-id (uuid4)
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "simulated notification"
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "due_at"], name="mp_sim_notification_due")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.data_id} {self.status}"
 
 
 class SimIdempotencyKey(models.Model):

@@ -1,5 +1,6 @@
 """How the simulated Mercado Pago writes its resources: ids, money, dates, and the JSON of orders, payments
-and notification summaries, following the Orders API and Payments API documentation.
+and notification summaries, following the Orders API and Payments API documentation (and, for the parts
+the docs leave out, such as `transactions.chargebacks[]`, the official SDKs' Orders types).
 
 Orders API money is a string with two decimals ("25.90"); the Payments API uses JSON numbers. Everything
 here is Decimal until the last moment; see `payment_number` for the one place a number is produced.
@@ -13,7 +14,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
-from payments.simulator.models import SimOrder, SimPayment, SimRefund
+from payments.simulator.models import SimChargeback, SimOrder, SimPayment, SimRefund
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 TWO_PLACES = Decimal("0.01")
@@ -41,6 +42,10 @@ def new_payment_id() -> str:
 
 def new_refund_id() -> str:
     return "REF" + ulid()
+
+
+def new_chargeback_id() -> str:
+    return "CHB" + ulid()
 
 
 def new_numeric_id() -> int:
@@ -85,10 +90,11 @@ def _refunded_amount(payment: SimPayment, refunds: list[SimRefund]) -> Decimal:
     return sum((r.amount for r in refunds if r.payment_id == payment.id and r.status == "processed"), Decimal("0"))
 
 
-def _order_parts(order: SimOrder) -> tuple[list[SimPayment], list[SimRefund]]:
+def _order_parts(order: SimOrder) -> tuple[list[SimPayment], list[SimRefund], list[SimChargeback]]:
     payments = list(order.payments.all().order_by("id"))
     refunds = list(SimRefund.objects.filter(payment__order=order).order_by("created_date", "id"))
-    return payments, refunds
+    chargebacks = list(SimChargeback.objects.filter(payment__order=order).order_by("created_date", "id"))
+    return payments, refunds, chargebacks
 
 
 def total_paid_amount(payments: list[SimPayment]) -> Decimal | None:
@@ -104,6 +110,26 @@ def refund_json(refund: SimRefund) -> dict:
         "amount": money(refund.amount),
         "status": refund.status,
     }
+
+
+def chargeback_json(chargeback: SimChargeback) -> dict:
+    """`transactions.chargebacks[]`: {id, transaction_id, case_id, status ("opened" | "closed"), references}."""
+    return {
+        "id": chargeback.id,
+        "transaction_id": chargeback.payment_id,
+        "case_id": chargeback.case_id,
+        "status": chargeback.status,
+        "references": list(chargeback.references),
+    }
+
+
+def _transactions(payments_out: list[dict], refunds: list[SimRefund], chargebacks: list[SimChargeback]) -> dict:
+    transactions: dict = {"payments": payments_out}
+    if refunds:
+        transactions["refunds"] = [refund_json(r) for r in refunds]
+    if chargebacks:
+        transactions["chargebacks"] = [chargeback_json(c) for c in chargebacks]
+    return transactions
 
 
 def _payment_summary(payment) -> dict:
@@ -123,7 +149,7 @@ def _payment_summary(payment) -> dict:
 
 def order_json(order: SimOrder) -> dict:
     """The order as GET /v1/orders/{id} returns it (also the body of create and cancel)."""
-    payments, refunds = _order_parts(order)
+    payments, refunds, chargebacks = _order_parts(order)
     payments_out = []
     for payment in payments:
         out = _payment_summary(payment)
@@ -134,10 +160,7 @@ def order_json(order: SimOrder) -> dict:
             out["refunded_amount"] = money(refunded)
         payments_out.append(out)
 
-    transactions: dict = {"payments": payments_out}
-    if refunds:
-        transactions["refunds"] = [refund_json(r) for r in refunds]
-
+    transactions = _transactions(payments_out, refunds, chargebacks)
     body = {
         "id": order.id,
         "type": "qr",
@@ -174,16 +197,14 @@ def order_json(order: SimOrder) -> dict:
 
 def notification_data(order: SimOrder) -> dict:
     """The order summary in a notification's `data` (payments carry `reference.id`, not `reference_id`)."""
-    payments, refunds = _order_parts(order)
+    payments, refunds, chargebacks = _order_parts(order)
     payments_out = []
     for payment in payments:
         out = _payment_summary(payment)
         if payment.reference_id is not None:
             out["reference"] = {"id": str(payment.reference_id)}
         payments_out.append(out)
-    transactions: dict = {"payments": payments_out}
-    if refunds:
-        transactions["refunds"] = [refund_json(r) for r in refunds]
+    transactions = _transactions(payments_out, refunds, chargebacks)
     data = {
         "id": order.id,
         "external_reference": order.external_reference,
@@ -207,14 +228,20 @@ _PAYMENT_STATUS = {
     ("processed", "partially_refunded"): ("approved", "partially_refunded"),
     ("refunded", "refunded"): ("refunded", "refunded"),
 }
-_REFUND_STATUS = {"processing": "in_process", "processed": "approved"}
+_REFUND_STATUS = {"processing": "in_process", "processed": "approved", "failed": "rejected"}
+# A chargeback's payment: charged_back, with status_detail in_process while the dispute is open and settled
+# once it is closed (the money taken back from the seller).
+_CHARGEBACK_DETAIL = {"opened": "in_process", "closed": "settled"}
 
 
 def payment_json(payment: SimPayment) -> dict:
     """GET /v1/payments/{id} for the payment the buyer made on a QR order (Payments API shape)."""
     order = payment.order
     refunds = list(payment.refunds.all())
-    if payment.status == "failed":
+    chargeback = payment.chargebacks.order_by("-created_date", "-id").first()
+    if chargeback is not None:
+        status, detail = "charged_back", _CHARGEBACK_DETAIL.get(chargeback.status, "in_process")
+    elif payment.status == "failed":
         status, detail = "rejected", "cc_rejected_other_reason"
     else:
         status, detail = _PAYMENT_STATUS.get((payment.status, payment.status_detail), ("approved", "accredited"))
