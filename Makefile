@@ -34,7 +34,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 run: export DEBUG ?= true
 # Where the simulator's QR pay page and notifications point; 0.0.0.0 is no address to call back.
 run: export SITE_URL ?= http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
-run: $(VENV)/.runtime-installed
+run: $(VENV)/.runtime-installed .env
 	$(BIN)/python manage.py migrate --no-input -v 0
 	$(BIN)/python manage.py seed_demo
 	@echo ""
@@ -47,6 +47,13 @@ run: $(VENV)/.runtime-installed
 	@if [ -z "$$MERCADOPAGO_ACCESS_TOKEN" ]; then echo "    Payments: Mercado Pago simulator; a QR opens its pay page at $$SITE_URL/mp-simulator/pay/<id>/"; else echo "    Payments: live Mercado Pago"; fi
 	@echo ""
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# This checkout's own settings, written once: DEBUG and a generated key, so that every `manage.py` command
+# (reconcile_payments, cancel_stale_orders...) runs with the same settings as `make run`. Git ignores it.
+.env:
+	@printf '# Written by `make run` for this checkout (see .env.example for every setting).\nDEBUG=true\nSECRET_KEY=%s\n' \
+	  "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
+	@echo "Wrote .env (DEBUG=true and a new SECRET_KEY) for this checkout."
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

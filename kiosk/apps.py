@@ -6,3 +6,6 @@ class KioskConfig(AppConfig):
 
     name = "kiosk"
     verbose_name = "Kiosk platform"
+
+    def ready(self):
+        from kiosk import checks  # noqa: F401 (registers the system checks)

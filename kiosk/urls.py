@@ -9,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from kiosk import checks
 from kiosk.problems import problem_json_response
 from payments import report_views
 
@@ -19,12 +20,19 @@ def healthz(request):
 
 
 def readyz(request):
-    """Readiness: the database answers."""
+    """Readiness: the database answers and can convert dates to the local time zone."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
+        missing_timezones = checks.timezone_tables_missing()
     except Exception:  # any database failure means "not ready", never a crash
         return problem_json_response(status=503, code="database_unavailable", detail="The database is not answering.")
+    if missing_timezones:
+        return problem_json_response(
+            status=503,
+            code="timezone_tables_missing",
+            detail=f"{checks.timezone_tables_message()} {checks.TIMEZONE_TABLES_HINT}",
+        )
     return JsonResponse({"status": "ok"})
 
 
