@@ -18,9 +18,11 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
-
 TESTING = "pytest" in sys.modules or sys.argv[1:2] == ["test"]
+# `.env` is the checkout's own configuration (`make run` writes one with DEBUG and a generated key, so every
+# manage.py command works without extra variables). Tests ignore it: they must not depend on a developer's file.
+if not TESTING:
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=False)
 
 
@@ -203,6 +205,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.Order.Status",
         "PaymentStatusEnum": "payments.models.Payment.Status",
+        "KioskPaymentStatusEnum": "payments.selectors.KIOSK_STATUSES",
+        "RefundStatusEnum": "payments.models.Refund.Status",
         "KitchenStatusEnum": ["in_preparation", "ready", "completed"],
     },
 }
@@ -253,6 +257,20 @@ MERCADOPAGO_SIGNATURE_TOLERANCE = env.int("MERCADOPAGO_SIGNATURE_TOLERANCE", def
 # reconcile_payments also re-reads payments settled within this many days, each at most every N hours.
 MERCADOPAGO_RECONCILE_SETTLED_FOR = timedelta(days=env.int("MERCADOPAGO_RECONCILE_SETTLED_DAYS", default=2))
 MERCADOPAGO_RECONCILE_SETTLED_EVERY = timedelta(hours=env.int("MERCADOPAGO_RECONCILE_SETTLED_HOURS", default=6))
+# A QR may still be paid a little after its expiry (the buyer pressed "pay" just in time): cancel_stale_orders
+# leaves its order alone for this long after the QR's own expiry.
+MERCADOPAGO_QR_GRACE = timedelta(seconds=env.int("MERCADOPAGO_QR_GRACE_SECONDS", default=120))
+# Notification URL under junk: rejected deliveries from one client address per minute before it answers 429
+# (and stores nothing), and days rejected deliveries are kept before `purge_notifications` deletes them.
+MERCADOPAGO_WEBHOOK_INVALID_PER_MINUTE = env.int("MERCADOPAGO_WEBHOOK_INVALID_PER_MINUTE", default=30)
+MERCADOPAGO_WEBHOOK_KEEP_REJECTED_DAYS = env.int("MERCADOPAGO_WEBHOOK_KEEP_REJECTED_DAYS", default=7)
+# The simulator's clock (simulator mode only). Like Mercado Pago, it sends a notification some time after the
+# call that caused it has answered (NOTIFY_DELAY seconds), and answers a refund "processing" and settles it
+# REFUND_DELAY seconds later. AUTOPUMP: a background thread in each process sends and settles what is due;
+# off, nothing happens until someone calls notify.send_due() / engine.confirm_refunds() (the tests' fixture).
+MERCADOPAGO_SIMULATOR_NOTIFY_DELAY = env.float("MERCADOPAGO_SIMULATOR_NOTIFY_DELAY", default=1.0)
+MERCADOPAGO_SIMULATOR_REFUND_DELAY = env.float("MERCADOPAGO_SIMULATOR_REFUND_DELAY", default=3.0)
+MERCADOPAGO_SIMULATOR_AUTOPUMP = env.bool("MERCADOPAGO_SIMULATOR_AUTOPUMP", default=True)
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -14,7 +14,7 @@ from kiosk.problems import DomainError
 from orders import services
 from orders.cpf import mask_cpf, mask_email, normalize_cpf
 from orders.models import Category, Customer, Order, OrderItem, Product, Terminal
-from payments import services as payment_services
+from payments.services import checkout as payment_checkout
 
 
 @admin.register(Category)
@@ -169,7 +169,7 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
         _status_action(
             "mark_paid",
             "Mark as paid (manual, outside Mercado Pago)",
-            lambda o, r: payment_services.order_mark_paid_outside(order_id=o.pk, actor=r.user.get_username()),
+            lambda o, r: payment_checkout.order_mark_paid_outside(order_id=o.pk, actor=r.user.get_username()),
         ),
         _status_action(
             "start_preparing",
@@ -189,7 +189,7 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
         _status_action(
             "cancel_unpaid",
             "Cancel unpaid order",
-            lambda o, r: payment_services.order_cancel_unpaid(
+            lambda o, r: payment_checkout.order_cancel_unpaid(
                 order_id=o.pk, reason=Order.CancelReason.STAFF, actor=r.user.get_username()
             ),
         ),

@@ -27,7 +27,7 @@ from orders.serializers import (
     ProductSerializer,
     ProductWriteSerializer,
 )
-from payments import services as payment_services
+from payments.services.checkout import order_cancel_unpaid
 
 ANY_ROLE = allow(KIOSK, KITCHEN, MANAGER)
 
@@ -202,7 +202,7 @@ class OrderCancelView(APIView):
         Paid orders are refunded instead."""
         selectors.order_for_user(user=request.user, order_id=order_id)
         reason = Order.CancelReason.STAFF if is_staff_role(request.user) else Order.CancelReason.CUSTOMER
-        payment_services.order_cancel_unpaid(order_id=order_id, reason=reason, actor=request.user.get_username())
+        order_cancel_unpaid(order_id=order_id, reason=reason, actor=request.user.get_username())
         return Response(OrderSerializer(selectors.order_detail(order_id)).data)
 
 

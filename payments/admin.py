@@ -1,6 +1,6 @@
 """The back office for payments: the whole story of each payment, the review queue, refunds, the inbox.
 
-Money and state are read-only here. Every action goes through `payments.services` (or `payments.webhooks`)
+Money and state are read-only here. Every action goes through `payments/services/` (or `payments.webhooks`)
 and is audited twice: Django's LogEntry and our own append-only AuditRecord.
 """
 
@@ -20,9 +20,10 @@ from kiosk.audit import audit, snapshot
 from kiosk.problems import DomainError
 from orders.admin import CPFSearchMixin
 from orders.cpf import mask_cpf
-from payments import services, webhooks
+from payments import selectors, webhooks
 from payments.gateway import GatewayError, GatewayRejected
 from payments.models import Payment, PaymentEvent, Refund, WebhookDelivery
+from payments.services import refunds, review
 
 AUDITED_PAYMENT_FIELDS = ["status", "amount", "paid_amount", "needs_review", "review_reason"]
 
@@ -69,7 +70,10 @@ class PaymentEventInline(ReadOnlyMixin, admin.TabularInline):
 
 class RefundInline(ReadOnlyMixin, admin.TabularInline):
     model = Refund
-    fields = ["created_at", "amount", "status", "reason", "requested_by", "provider_refund_id", "error"]
+    fields = [
+        "created_at", "amount", "status", "provider_status", "confirmed_at", "reason", "requested_by",
+        "provider_refund_id", "attempts", "error",
+    ]  # fmt: skip
     readonly_fields = fields
     extra = 0
 
@@ -107,6 +111,20 @@ class RefundForm(forms.Form):
         return number
 
 
+def _refund_message(refund: Refund) -> str:
+    if refund.status == Refund.Status.SUCCEEDED:
+        return f"Refunded {refund.amount} through Mercado Pago."
+    if refund.status == Refund.Status.PENDING:
+        return (
+            f"Mercado Pago took the refund of {refund.amount}. It counts as refunded once Mercado Pago confirms "
+            "it (usually within seconds); its amount is reserved meanwhile."
+        )
+    return (
+        f"Mercado Pago is busy with another refund of this order: this refund of {refund.amount} is held and "
+        "sent again automatically (reconcile_payments)."
+    )
+
+
 class ReviewForm(forms.Form):
     comment = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), max_length=1000, help_text="What was checked or done (required)."
@@ -133,7 +151,8 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     search_fields = ["=order__number", "=order__id", "=provider_order_id", "=provider_payment_id", "=reference"]
     readonly_fields = [
-        "order_link", "order_items", "amount", "paid_amount", "refunded", "refundable", "status", "needs_review",
+        "order_link", "order_items", "amount", "paid_amount", "refunded", "refund_pending", "refundable", "status",
+        "needs_review",
         "review_reason", "provider_order_id", "provider_payment_id", "reference", "provider_status",
         "provider_status_detail", "last_error", "expires_at", "paid_at", "created_at", "updated_at",
     ]  # fmt: skip
@@ -182,9 +201,13 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     def refunded(self, payment: Payment) -> Decimal:
         return payment.refunded_amount()
 
+    @admin.display(description="refunds waiting for Mercado Pago's confirmation")
+    def refund_pending(self, payment: Payment) -> Decimal:
+        return selectors.refund_pending_amount(payment)
+
     @admin.display(description="still refundable")
     def refundable(self, payment: Payment) -> Decimal:
-        return services.refundable_amount(payment)
+        return selectors.refundable_amount(payment)
 
     def has_refund_permission(self, request) -> bool:
         return request.user.has_perm("payments.refund_payment")
@@ -220,7 +243,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.action(description="Sync with Mercado Pago", permissions=["view"])
     def sync_with_mercadopago(self, request, queryset):
-        self._each(request, queryset, "Sync with Mercado Pago", lambda p: services.payment_sync(payment_id=p.pk))
+        self._each(request, queryset, "Sync with Mercado Pago", lambda p: review.payment_sync(payment_id=p.pk))
 
     @admin.action(description="Approve and send to kitchen", permissions=["review"])
     def approve_and_send_to_kitchen(self, request, queryset):
@@ -229,7 +252,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
             request,
             queryset,
             "Approve and send to kitchen",
-            lambda p: services.payment_review_approve(payment_id=p.pk, actor=actor),
+            lambda p: review.payment_review_approve(payment_id=p.pk, actor=actor),
         )
 
     @admin.action(description="Mark reviewed (with a comment)", permissions=["review"])
@@ -261,13 +284,13 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
         payment = Payment.objects.select_related("order").filter(pk=object_id).first()
         if payment is None:
             raise Http404
-        refundable = services.refundable_amount(payment)
+        refundable = selectors.refundable_amount(payment)
         form = RefundForm(request.POST or None, payment=payment, refundable=refundable)
         if request.method == "POST" and form.is_valid():
             before = snapshot(payment, AUDITED_PAYMENT_FIELDS)
             reason = form.cleaned_data["reason"]
             try:
-                refund = services.refund_request(
+                refund = refunds.refund_request(
                     payment_id=payment.pk,
                     amount=form.cleaned_data["amount"],
                     reason=reason,
@@ -304,7 +327,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
                     before=before,
                     after=snapshot(payment, AUDITED_PAYMENT_FIELDS),
                 )
-                self.message_user(request, f"Refunded {refund.amount} through Mercado Pago.", messages.SUCCESS)
+                self.message_user(request, _refund_message(refund), messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:payments_payment_change", args=[payment.pk]))
         context = {
             **self.admin_site.each_context(request),
@@ -331,7 +354,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
                 request,
                 Payment.objects.filter(pk__in=ids),
                 "Mark reviewed",
-                lambda p: services.payment_review_resolve(
+                lambda p: review.payment_review_resolve(
                     payment_id=p.pk, actor=request.user.get_username(), comment=comment
                 ),
                 reason=comment,
@@ -371,12 +394,13 @@ class WebhookDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "attempts",
         "payment",
     ]
-    list_filter = ["status", "topic", "signature_valid"]
+    list_filter = ["status", "topic", "signature_valid", "signature_id_case"]
     date_hierarchy = "received_at"
     search_fields = ["=resource_id", "=request_id"]
     readonly_fields = [
         "received_at", "topic", "action", "resource_id", "request_id", "status", "attempts", "last_error",
-        "signature", "signature_valid", "signature_error", "dedupe_key", "remote_addr", "query", "headers", "body",
+        "signature", "signature_valid", "signature_error", "signature_id_case", "dedupe_key", "replay_key",
+        "remote_addr", "query", "headers", "body_size", "body",
         "payment", "processed_at", "next_attempt_at",
     ]  # fmt: skip
     fields = readonly_fields
@@ -385,13 +409,13 @@ class WebhookDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.action(description="Process again (fetch from Mercado Pago and apply)", permissions=["view"])
     def process_again(self, request, queryset):
         done = 0
-        for delivery in queryset.exclude(signature_valid=False):
+        for delivery in queryset.filter(signature_valid=True):
             webhooks.delivery_process(delivery)
             audit(
                 user=request.user, obj=delivery, action="Process notification again", after={"status": delivery.status}
             )
             done += 1
-        skipped = queryset.filter(signature_valid=False).count()
+        skipped = queryset.exclude(signature_valid=True).count()
         self.message_user(request, f"Processed {done} notification(s) again.", messages.SUCCESS)
         if skipped:
-            self.message_user(request, f"Skipped {skipped} with a bad signature.", messages.WARNING)
+            self.message_user(request, f"Skipped {skipped} not signed by Mercado Pago.", messages.WARNING)

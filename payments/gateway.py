@@ -5,6 +5,9 @@ Live mode (MERCADOPAGO_ACCESS_TOKEN set): the SDK's requests go to MERCADOPAGO_A
 Simulator mode (no token): the SDK's requests are dispatched in-process to our simulator, so a server
 never waits on itself over HTTP.
 
+Mercado Pago is never called inside a database transaction or while a row lock is held: `_call` refuses to
+(`CalledInsideTransaction`), so a service that forgets "lock, decide, commit, call" fails in the tests.
+
 Callers get plain dicts (Mercado Pago's JSON) or one of two errors:
 - `GatewayUnavailable`: timeouts, connection errors, 429 and 5xx (after retries), or the breaker is open.
   Nothing is known to have happened; retrying later is safe because every write carries an idempotency key.
@@ -20,6 +23,7 @@ from decimal import Decimal
 import mercadopago
 import requests
 from django.conf import settings
+from django.db import transaction
 from mercadopago.config import RequestOptions
 from mercadopago.errors.exceptions import MercadoPagoError
 from mercadopago.http import HttpClient
@@ -44,6 +48,17 @@ class GatewayUnavailable(GatewayError):
 
 class GatewayRejected(GatewayError):
     pass
+
+
+class CalledInsideTransaction(RuntimeError):
+    """A programming error: Mercado Pago's latency would be added to every lock the transaction holds."""
+
+
+def refuse_inside_transaction(what: str) -> None:
+    """Raises when the caller is inside an atomic block (the test runner's own wrapping blocks excepted)."""
+    blocks = transaction.get_connection().atomic_blocks
+    if any(not getattr(block, "_from_testcase", False) for block in blocks):
+        raise CalledInsideTransaction(f"{what}: Mercado Pago must not be called inside a database transaction.")
 
 
 class BaseUrlHttpClient(HttpClient):
@@ -139,6 +154,7 @@ class MercadoPago:
 
     def _call(self, what: str, fn, *, retries: int | None = None) -> dict:
         retries = settings.MERCADOPAGO_MAX_RETRIES if retries is None else retries
+        refuse_inside_transaction(what)
         breaker.check()
         for attempt in range(retries + 1):
             try:

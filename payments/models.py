@@ -1,6 +1,6 @@
 """Payments, the payment ledger and the Mercado Pago notification inbox.
 
-State changes live in `payments/services.py`; the ledger (`PaymentEvent`) is append-only and explains every
+State changes live in `payments/services/`; the ledger (`PaymentEvent`) is append-only and explains every
 payment: what was asked of Mercado Pago, what it answered, what we did about it.
 """
 
@@ -38,6 +38,11 @@ class Payment(models.Model):
     )
     provider_order_id = models.CharField("Mercado Pago order id", max_length=64, null=True, blank=True, unique=True)
     provider_payment_id = models.CharField("Mercado Pago payment id", max_length=64, blank=True, db_index=True)
+    # The Payments API's numeric id of the buyer's payment (the transaction's reference id): what a legacy
+    # IPN (`?topic=payment&id=...`) names.
+    provider_payment_reference = models.CharField(
+        "Mercado Pago Payments API id", max_length=64, blank=True, db_index=True
+    )
     amount = models.DecimalField(**MONEY)
     paid_amount = models.DecimalField(**MONEY, null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
@@ -53,6 +58,8 @@ class Payment(models.Model):
     needs_review = models.BooleanField(default=False, db_index=True)
     review_reason = models.TextField(blank=True)
     last_error = models.TextField(blank=True, help_text="Why the last call to Mercado Pago failed, if it did.")
+    # An unsigned legacy IPN named this payment: reconcile_payments reads it from Mercado Pago next time.
+    check_requested_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -82,24 +89,44 @@ class Payment(models.Model):
 
 
 class Refund(models.Model):
-    """Money given back through Mercado Pago. `requested` holds its amount against the refundable
-    remainder until Mercado Pago answers, so two managers clicking at once cannot over-refund."""
+    """Money given back through Mercado Pago, matched to Mercado Pago's refund by its id.
+
+    requested: we asked (or are about to); Mercado Pago's answer is not known yet, or it said "retry later"
+               (`refund_in_progress`). Retried with the same idempotency key, so never made twice.
+    pending:   Mercado Pago took it (we hold its refund id) and has not confirmed it yet.
+    succeeded: Mercado Pago reports it processed: money given back.
+    failed:    Mercado Pago refused or failed it: nothing was given back.
+    A requested or pending refund holds its amount against the refundable remainder, so nobody can
+    refund the same money twice; only a succeeded one counts as refunded.
+    """
 
     class Status(models.TextChoices):
         REQUESTED = "requested", "Requested"
+        PENDING = "pending", "Pending at Mercado Pago"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     amount = models.DecimalField(**MONEY)
+    # Everything refundable, sent to Mercado Pago without a body; its retries must send the same request.
+    full = models.BooleanField(default=False)
     reason = models.TextField()
     requested_by = models.CharField(max_length=150)
+    # Our X-Idempotency-Key towards Mercado Pago: the same on every attempt of this refund.
     idempotency_key = models.CharField(max_length=64, unique=True, default=new_reference, editable=False)
+    # The caller's Idempotency-Key (hashed with who sent it): a retry of the same request continues this row.
+    request_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
     provider_refund_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    provider_status = models.CharField(max_length=30, blank=True, help_text="Mercado Pago's last status of it.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED, db_index=True)
     error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Calls made to Mercado Pago for it.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    confirmed_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="When Mercado Pago's confirmation was recorded."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True, db_index=True)  # the sales report dates refunds by it
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -121,8 +148,11 @@ class PaymentEvent(models.Model):
         CANCEL_REQUESTED = "cancel_requested", "Cancel requested"
         CANCEL_FAILED = "cancel_failed", "Cancel failed"
         REFUND_REQUESTED = "refund_requested", "Refund requested"
+        REFUND_RETRY = "refund_retry", "Refund to be retried"
+        REFUND_ACCEPTED = "refund_accepted", "Refund accepted, in progress"
         REFUND_SUCCEEDED = "refund_succeeded", "Refund succeeded"
         REFUND_FAILED = "refund_failed", "Refund failed"
+        CHARGEBACK = "chargeback", "Chargeback"
         REVIEW_FLAGGED = "review_flagged", "Flagged for review"
         REVIEW_RESOLVED = "review_resolved", "Review resolved"
 
@@ -158,7 +188,14 @@ class WebhookDelivery(models.Model):
         PENDING = "pending", "Pending"  # stored, not applied yet (or applying failed: retried by a command)
         PROCESSED = "processed", "Processed"
         IGNORED = "ignored", "Ignored"  # genuine but about nothing of ours (or a duplicate)
-        REJECTED = "rejected", "Rejected"  # bad or missing signature
+        REJECTED = "rejected", "Rejected"  # bad or missing signature, or a body we cannot read
+
+    class IdCase(models.TextChoices):
+        """Which manifest the signature matched: Mercado Pago's SDKs keep data.id as received, its docs
+        lower-case it. Recorded so production data shows which one Mercado Pago really signs."""
+
+        AS_RECEIVED = "as_received", "data.id as received"
+        LOWERCASE = "lowercase", "data.id lower-cased"
 
     topic = models.CharField(max_length=40, blank=True)
     action = models.CharField(max_length=60, blank=True)
@@ -167,12 +204,17 @@ class WebhookDelivery(models.Model):
     # Mercado Pago's identifiers for this notification; set only once the signature checked out, so a
     # forged delivery can never take the place of the genuine one.
     dedupe_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # The signed identity of the delivery (data.id and x-request-id): a replay of it is a duplicate even
+    # with another body (the body is not signed).
+    replay_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
     signature = models.CharField(max_length=300, blank=True)
     signature_valid = models.BooleanField(null=True)
     signature_error = models.CharField(max_length=200, blank=True)
+    signature_id_case = models.CharField(max_length=12, choices=IdCase.choices, blank=True)
     query = models.JSONField(default=dict)
     headers = models.JSONField(default=dict)
-    body = models.TextField(blank=True)
+    body = models.TextField(blank=True, help_text="As received; cut to a few KB for rejected deliveries.")
+    body_size = models.PositiveIntegerField(default=0, help_text="Size of the body as received, in bytes.")
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -185,6 +227,7 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["remote_addr", "received_at"], name="delivery_addr_received")]
 
     def __str__(self) -> str:
         return f"{self.topic or '?'} {self.resource_id} ({self.status})"

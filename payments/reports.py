@@ -5,10 +5,14 @@ Definitions (all dates are local dates in settings.TIME_ZONE, America/Sao_Paulo;
 - A sale is an order that was paid: `Order.received_at` is set. It falls on the local date and hour of
   `received_at`, whatever its status now; so a cancelled order counts only if it had been paid (e.g. paid,
   then refunded), and an unpaid one never does.
-- Orders: the number of sales. Gross sales: the sum of `Order.total` of the sales.
-- Refunds: the sum of `Refund.amount` with status "succeeded" whose `updated_at` (when Mercado Pago's
-  confirmation was recorded) falls in the range, whatever day the refunded sale fell on.
-- Net sales: gross - refunds (a day with refunds and no sales has a negative net).
+- Orders: the number of sales. Gross sales: the sum of `Order.total` of the sales, split into Mercado Pago
+  (the order was paid by a Mercado Pago payment: `Payment.settles`) and cash (paid outside Mercado Pago,
+  marked paid at the counter).
+- Refunds: money given back from sales: the sum of `Refund.amount` of refunds Mercado Pago confirmed
+  ("succeeded") of payments that paid an order, dated by `Refund.confirmed_at` (when the confirmation was
+  recorded), whatever day the refunded sale fell on. Money that never paid an order (a second payment, a
+  payment for a cancelled order, a wrong amount) and its automatic refund count in neither column.
+- Net sales: gross - refunds: the money kept (a day with refunds and no sales has a negative net).
 - Average ticket: gross / orders, rounded half up to cents; 0.00 when there are no orders.
 - Per day: every local date of the range, days without sales included: orders, gross, refunds, net.
 - Per product: the lines (`OrderItem`) of the sales grouped by product: quantity sold and gross (sum of
@@ -16,8 +20,8 @@ Definitions (all dates are local dates in settings.TIME_ZONE, America/Sao_Paulo;
   largest gross first.
 - Per terminal: store, name, orders and gross of the sales placed on it; largest gross first.
 - Per hour of day (0..23, local): orders and gross, summed over the days of the range.
-- Payments export: every `Payment` created in the range, oldest first, with the sum of its succeeded
-  refunds (all of them, not only the range's). Never a CPF.
+- Payments export: every `Payment` created in the range, oldest first, with the sum of its confirmed
+  refunds and of those still waiting for Mercado Pago (all of them, not only the range's). Never a CPF.
 
 Money is a `Decimal` quantized to cents, never a float. The figures are aggregated in the database
 (TruncDate / ExtractHour with the local time zone; MariaDB needs its time zone tables loaded).
@@ -30,7 +34,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db.models import Count, DecimalField, Max, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, ExtractHour, TruncDate
 from django.utils import timezone
 
@@ -131,27 +135,53 @@ def sales_queryset(*, start: date, end: date) -> QuerySet[Order]:
 
 
 def refunds_queryset(*, start: date, end: date) -> QuerySet[Refund]:
-    """Refunds that succeeded, by the local date their success was recorded (`updated_at`)."""
+    """Confirmed refunds of money that paid a sale, by the local date their confirmation was recorded."""
     lower, upper = _bounds(start, end)
-    return Refund.objects.filter(status=Refund.Status.SUCCEEDED, updated_at__gte=lower, updated_at__lt=upper).order_by()
+    return Refund.objects.filter(
+        status=Refund.Status.SUCCEEDED,
+        payment__settles__isnull=False,
+        confirmed_at__gte=lower,
+        confirmed_at__lt=upper,
+    ).order_by()
+
+
+# Sales paid by a Mercado Pago payment, and those paid outside it (cash at the counter).
+BY_MERCADOPAGO = Q(settled_by__isnull=False)
+BY_CASH = Q(settled_by__isnull=True)
+
+
+def _sales_figures(queryset) -> dict:
+    return queryset.aggregate(
+        orders=Count("pk"),
+        gross=Sum("total"),
+        mercadopago=Sum("total", filter=BY_MERCADOPAGO),
+        cash=Sum("total", filter=BY_CASH),
+    )
 
 
 def payments_queryset(*, start: date, end: date) -> QuerySet[Payment]:
     """Payments created in the range, oldest first, with `refunded` (sum of succeeded refunds) annotated
     by a subquery: one query however many rows."""
     lower, upper = _bounds(start, end)
-    succeeded = (
-        Refund.objects.filter(payment=OuterRef("pk"), status=Refund.Status.SUCCEEDED)
-        .order_by()
-        .values("payment")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
+
+    def refunds_total(*statuses):
+        total = (
+            Refund.objects.filter(payment=OuterRef("pk"), status__in=statuses)
+            .order_by()
+            .values("payment")
+            .annotate(total=Sum("amount"))
+            .values("total")
+        )
+        return Coalesce(Subquery(total), Value(ZERO), output_field=DecimalField(**MONEY))
+
     return (
         Payment.objects.filter(created_at__gte=lower, created_at__lt=upper)
         .select_related("order__terminal")
         .only(*_PAYMENT_EXPORT_FIELDS)
-        .annotate(refunded=Coalesce(Subquery(succeeded), Value(ZERO), output_field=DecimalField(**MONEY)))
+        .annotate(
+            refunded=refunds_total(Refund.Status.SUCCEEDED),
+            refund_pending=refunds_total(Refund.Status.REQUESTED, Refund.Status.PENDING),
+        )
         .order_by("created_at", "pk")
     )
 
@@ -160,19 +190,22 @@ def payments_queryset(*, start: date, end: date) -> QuerySet[Payment]:
 
 
 def sales_summary(*, start: date, end: date) -> dict:
-    """{"start", "end", "orders", "gross", "refunds", "net", "average_ticket"} for the range."""
-    sales = sales_queryset(start=start, end=end).aggregate(orders=Count("pk"), gross=Sum("total"))
+    """{"start", "end", "orders", "gross", "mercadopago", "cash", "refunds", "net", "average_ticket"}."""
+    sales = _sales_figures(sales_queryset(start=start, end=end))
     refunds = _money(refunds_queryset(start=start, end=end).aggregate(total=Sum("amount"))["total"])
-    return _summary(start, end, sales["orders"], _money(sales["gross"]), refunds)
+    return _summary(start, end, sales["orders"], _money(sales["mercadopago"]), _money(sales["cash"]), refunds)
 
 
-def _summary(start: date, end: date, orders: int, gross: Decimal, refunds: Decimal) -> dict:
+def _summary(start: date, end: date, orders: int, mercadopago: Decimal, cash: Decimal, refunds: Decimal) -> dict:
+    gross = mercadopago + cash
     average = (gross / orders).quantize(CENT, rounding=ROUND_HALF_UP) if orders else ZERO
     return {
         "start": start,
         "end": end,
         "orders": orders,
         "gross": gross,
+        "mercadopago": mercadopago,
+        "cash": cash,
         "refunds": refunds,
         "net": gross - refunds,
         "average_ticket": average,
@@ -180,28 +213,43 @@ def _summary(start: date, end: date, orders: int, gross: Decimal, refunds: Decim
 
 
 def sales_by_day(*, start: date, end: date) -> list[dict]:
-    """One row per local date of the range, zero days included: {"date", "orders", "gross", "refunds", "net"}."""
+    """One row per local date of the range, zero days included:
+    {"date", "orders", "gross", "mercadopago", "cash", "refunds", "net"}."""
     zone = local_zone()
     sales = {
         row["day"]: row
         for row in sales_queryset(start=start, end=end)
         .annotate(day=TruncDate("received_at", tzinfo=zone))
         .values("day")
-        .annotate(orders=Count("pk"), gross=Sum("total"))
+        .annotate(
+            orders=Count("pk"),
+            mercadopago=Sum("total", filter=BY_MERCADOPAGO),
+            cash=Sum("total", filter=BY_CASH),
+        )
     }
     refunds = {
         row["day"]: row["total"]
         for row in refunds_queryset(start=start, end=end)
-        .annotate(day=TruncDate("updated_at", tzinfo=zone))
+        .annotate(day=TruncDate("confirmed_at", tzinfo=zone))
         .values("day")
         .annotate(total=Sum("amount"))
     }
     rows = []
     for day in _days(start, end):
-        orders = sales[day]["orders"] if day in sales else 0
-        gross = _money(sales[day]["gross"]) if day in sales else ZERO
+        found = sales.get(day, {})
+        mercadopago, cash = _money(found.get("mercadopago")), _money(found.get("cash"))
         refunded = _money(refunds.get(day))
-        rows.append({"date": day, "orders": orders, "gross": gross, "refunds": refunded, "net": gross - refunded})
+        rows.append(
+            {
+                "date": day,
+                "orders": found.get("orders", 0),
+                "gross": mercadopago + cash,
+                "mercadopago": mercadopago,
+                "cash": cash,
+                "refunds": refunded,
+                "net": mercadopago + cash - refunded,
+            }
+        )
     return rows
 
 
@@ -276,7 +324,8 @@ def sales_report(*, start: date, end: date) -> dict:
         start,
         end,
         sum(day["orders"] for day in days),
-        sum((day["gross"] for day in days), ZERO),
+        sum((day["mercadopago"] for day in days), ZERO),
+        sum((day["cash"] for day in days), ZERO),
         sum((day["refunds"] for day in days), ZERO),
     )
     return {
@@ -300,19 +349,18 @@ def csv_text(value: str | None) -> str:
 def sales_csv_rows(*, start: date, end: date, section: str = "days") -> Iterator[list]:
     """Rows of sales.csv, header first. Sections:
 
-    - days (default): date, orders, gross, refunds, net per local date, then a "total" row;
+    - days (default): date, orders, gross, mercadopago, cash, refunds, net per local date, then "total";
     - products: product_id, product_name, quantity, gross;
     - terminals: terminal_id, store, terminal, orders, gross;
     - hours: hour, orders, gross.
     """
     if section == "days":
-        yield ["date", "orders", "gross", "refunds", "net"]
+        columns = ["orders", "gross", "mercadopago", "cash", "refunds", "net"]
+        yield ["date", *columns]
         days = sales_by_day(start=start, end=end)
         for day in days:
-            yield [day["date"].isoformat(), day["orders"], day["gross"], day["refunds"], day["net"]]
-        gross = sum((day["gross"] for day in days), ZERO)
-        refunds = sum((day["refunds"] for day in days), ZERO)
-        yield ["total", sum(day["orders"] for day in days), gross, refunds, gross - refunds]
+            yield [day["date"].isoformat(), *(day[column] for column in columns)]
+        yield ["total", *(sum((day[column] for day in days), 0) for column in columns)]
     elif section == "products":
         yield ["product_id", "product_name", "quantity", "gross"]
         for row in sales_by_product(start=start, end=end):
@@ -341,6 +389,7 @@ PAYMENTS_CSV_HEADER = [
     "amount",
     "paid_amount",
     "refunded",
+    "refund_pending",
     "needs_review",
     "mercadopago_order_id",
     "mercadopago_payment_id",
@@ -366,6 +415,7 @@ def payments_csv_rows(*, start: date, end: date, chunk_size: int = CSV_CHUNK_SIZ
             _money(payment.amount),
             "" if payment.paid_amount is None else _money(payment.paid_amount),
             _money(payment.refunded),
+            _money(payment.refund_pending),
             "yes" if payment.needs_review else "no",
             csv_text(payment.provider_order_id),
             csv_text(payment.provider_payment_id),

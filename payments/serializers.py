@@ -3,15 +3,30 @@
 import io
 
 import segno
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kiosk.api import MoneyField, StrictCharField, StrictMixin
+from orders.models import Order
+from payments import selectors
 from payments.models import Payment, Refund
+
+
+@extend_schema_field(serializers.ChoiceField(choices=selectors.KIOSK_STATUSES))
+class KioskStatusField(serializers.Field):
+    """The payment's status as a kiosk must show it: `under_review` for money that did not pay the order."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, payment: Payment) -> str:
+        return selectors.kiosk_status(payment)
 
 
 class PaymentSerializer(serializers.ModelSerializer):
     """What the kiosk polls and shows: the QR to scan and the state of the money."""
 
+    status = KioskStatusField()
     qr_svg = serializers.SerializerMethodField(help_text="The QR as an SVG document, ready to show.")
 
     class Meta:
@@ -40,9 +55,31 @@ class PaymentSerializer(serializers.ModelSerializer):
 class PaymentStatusSerializer(serializers.ModelSerializer):
     """The cheap answer for polling: no QR rendering."""
 
+    status = KioskStatusField()
+
     class Meta:
         model = Payment
         fields = ["id", "status", "amount", "paid_amount", "paid_at", "expires_at", "provider_order_id"]
+
+
+class _PolledPaymentSerializer(PaymentStatusSerializer):
+    qr_data = serializers.CharField(allow_null=True, help_text="The QR payload while the payment is pending.")
+
+    class Meta(PaymentStatusSerializer.Meta):
+        fields = [*PaymentStatusSerializer.Meta.fields, "qr_data"]
+
+
+class _PolledOrderSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    number = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Order.Status.choices)
+
+
+class OrderPaymentSerializer(serializers.Serializer):
+    """GET /orders/{id}/payment/ (documentation only: the view builds the dict itself)."""
+
+    payment = _PolledPaymentSerializer()
+    order = _PolledOrderSerializer()
 
 
 class RefundRequestSerializer(StrictMixin, serializers.Serializer):
@@ -63,6 +100,9 @@ class RefundSerializer(serializers.ModelSerializer):
             "reason",
             "requested_by",
             "provider_refund_id",
+            "provider_status",
             "error",
+            "attempts",
             "created_at",
+            "confirmed_at",
         ]

@@ -12,14 +12,23 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kiosk.api import IDEMPOTENCY_HEADER, PROBLEM
+from kiosk.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from kiosk.idempotency import idempotent
 from kiosk.problems import DomainError, problem_json_response
 from kiosk.roles import KIOSK, KITCHEN, MANAGER, allow, has_role
 from orders import selectors as order_selectors
-from payments import services, webhooks
+from payments import selectors, webhooks
 from payments.gateway import GatewayError, GatewayUnavailable
-from payments.models import Payment
-from payments.serializers import PaymentSerializer, PaymentStatusSerializer, RefundRequestSerializer, RefundSerializer
+from payments.models import Payment, Refund
+from payments.serializers import (
+    OrderPaymentSerializer,
+    PaymentSerializer,
+    PaymentStatusSerializer,
+    RefundRequestSerializer,
+    RefundSerializer,
+)
+from payments.services.checkout import payment_checkout
+from payments.services.refunds import refund_request, request_key_for
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +80,7 @@ class CheckoutView(APIView):
         """Creates the Mercado Pago dynamic QR for an unpaid order (201), or returns the valid one (200)."""
         order_selectors.order_for_user(user=request.user, order_id=order_id)
         try:
-            payment, created = services.payment_checkout(order_id=order_id)
+            payment, created = payment_checkout(order_id=order_id)
         except GatewayError as exc:
             raise provider_problem(exc) from None
         return Response({"payment": PaymentSerializer(payment).data}, status=201 if created else 200)
@@ -80,16 +89,18 @@ class CheckoutView(APIView):
 class OrderPaymentView(APIView):
     permission_classes = [allow(KIOSK, KITCHEN, MANAGER)]
 
-    @extend_schema(responses={200: PaymentStatusSerializer, 404: PROBLEM})
+    @extend_schema(responses={200: OrderPaymentSerializer, 404: PROBLEM})
     def get(self, request, order_id):
-        """The order's latest payment, from our database only: cheap enough to poll every second."""
+        """The payment the kiosk follows (the one that paid the order, else the latest) and the order's
+        status, from our database only: cheap enough to poll every second. `under_review` means money came
+        in but did not pay the order: send the customer to the counter."""
         order = order_selectors.order_for_user(user=request.user, order_id=order_id)
-        payment = Payment.objects.filter(order=order).order_by("-created_at", "-id").first()
+        payment = selectors.payment_for_kiosk(order)
         if payment is None:
             raise NoPayment("This order has no payment yet: POST .../checkout/ first.")
         data = PaymentStatusSerializer(payment).data
         data["qr_data"] = payment.qr_data if payment.status == Payment.Status.PENDING else None
-        return Response({"payment": data})
+        return Response({"payment": data, "order": {"id": order.pk, "number": order.number, "status": order.status}})
 
 
 @csrf_exempt
@@ -99,15 +110,16 @@ def mercadopago_webhook(request):
     if request.method != "POST":
         return problem_json_response(status=405, code="method_not_allowed", detail="Notifications are POSTed.")
     try:
-        delivery = webhooks.delivery_store(request)
+        answer = webhooks.receive(request)
     except DatabaseError:
         logger.exception("could not store a Mercado Pago notification")
         return problem_json_response(status=503, code="not_stored", detail="Could not store the notification.")
-    if not webhooks.delivery_handle(delivery):
-        return problem_json_response(
-            status=401, code="invalid_signature", detail=f"Notification rejected: {delivery.signature_error}."
-        )
-    return JsonResponse({"status": "received", "delivery": delivery.pk})
+    if answer.status != 200:
+        response = problem_json_response(status=answer.status, code=answer.code, detail=answer.detail)
+        if answer.retry_after:
+            response["Retry-After"] = str(answer.retry_after)
+        return response
+    return JsonResponse({"status": "received", "delivery": answer.delivery.pk})
 
 
 class CanRefund(BasePermission):
@@ -119,38 +131,69 @@ class CanRefund(BasePermission):
         return has_role(request.user, MANAGER) and request.user.has_perm("payments.refund_payment")
 
 
+class RefundFailed(DomainError):
+    status = 502
+    code = "payment_provider_error"
+
+
 class PaymentRefundsView(APIView):
     permission_classes = [CanRefund]
+
+    @extend_schema(responses={200: RefundSerializer(many=True), 403: PROBLEM, 404: PROBLEM})
+    def get(self, request, payment_id):
+        """The payment's refunds, newest first, with where each stands at Mercado Pago."""
+        payment = get_object_or_404(Payment, pk=payment_id)
+        return Response(RefundSerializer(payment.refunds.order_by("-created_at", "-id"), many=True).data)
 
     @extend_schema(
         parameters=[IDEMPOTENCY_HEADER],
         request=RefundRequestSerializer,
         responses={
             201: RefundSerializer,
+            202: RefundSerializer,
             400: PROBLEM,
             403: PROBLEM,
             404: PROBLEM,
             409: PROBLEM,
+            422: PROBLEM,
             502: PROBLEM,
             503: PROBLEM,
         },
     )
     @idempotent(required=True, atomic=False)
     def post(self, request, payment_id):
-        """Refunds all that is refundable (no amount) or part of it, through Mercado Pago."""
+        """Refunds all that is refundable (no amount) or part of it, through Mercado Pago.
+
+        202: Mercado Pago took it (or will be asked again: `requested`) and confirms it later; its amount is
+        reserved meanwhile. 201: already confirmed. A retry with the same Idempotency-Key continues the same
+        refund, also after a 503 or a timeout."""
         payment = get_object_or_404(Payment, pk=payment_id)
         serializer = RefundRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        key = request_key_for(caller=f"user-{request.user.pk}", key=request.headers[IDEMPOTENCY_KEY_HEADER])
         try:
-            refund = services.refund_request(
+            refund = refund_request(
                 payment_id=payment.pk,
                 amount=serializer.validated_data.get("amount"),
                 reason=serializer.validated_data["reason"],
                 actor=request.user.get_username(),
+                request_key=key,
             )
+        except GatewayUnavailable as exc:
+            problem = provider_problem(exc)
+            held = Refund.objects.filter(request_key=key).values_list("pk", flat=True).first()
+            problem.detail = (
+                "Mercado Pago is not answering right now. The refund is held (its amount reserved) and retried "
+                "automatically; retrying with the same Idempotency-Key continues it."
+            )
+            problem.extra["refund_id"] = held
+            raise problem from None
         except GatewayError as exc:
             raise provider_problem(exc) from None
+        if refund.status == Refund.Status.FAILED:
+            raise RefundFailed(f"Mercado Pago refused this refund: {refund.error}", refund_id=refund.pk)
         payment.refresh_from_db()
         return Response(
-            {"refund": RefundSerializer(refund).data, "payment": PaymentStatusSerializer(payment).data}, status=201
+            {"refund": RefundSerializer(refund).data, "payment": PaymentStatusSerializer(payment).data},
+            status=201 if refund.status == Refund.Status.SUCCEEDED else 202,
         )

@@ -1,12 +1,16 @@
-"""The notification URL's logic: store every delivery, verify it, then apply what Mercado Pago says.
+"""The notification URL's logic: check, store, deduplicate, then apply what Mercado Pago says.
 
-1. Store first (headers, raw body, query, remote address), even forged or malformed deliveries.
-2. Verify `x-signature` exactly as Mercado Pago documents it. Bad or missing: 401, nothing changes.
-3. Deduplicate on Mercado Pago's identifiers (a unique column, set only on genuine deliveries).
-4. Fetch the order from Mercado Pago by id (the body is only a hint) and apply it, idempotently.
-   If Mercado Pago cannot be reached, the delivery stays pending for `manage.py process_notifications`:
-   the answer is still 200, since the delivery is safely stored and answering 5xx only makes it re-send.
-Legacy IPN (`?topic=...&id=...`, unsigned) is stored and acknowledged and only ever triggers a fetch.
+1. Read the body (it must be UTF-8 text; anything else is stored escaped and answered 400) and check the
+   `x-signature` as Mercado Pago documents it, with `data.id` as received or lower-cased (both compared in
+   constant time; which one matched is recorded). Every order-shaped request needs a valid signature (401
+   otherwise). Only the two legacy IPN topics (`?topic=payment|merchant_order&id=...`) come unsigned, and
+   they only mark the matching payment for the next reconcile: they never make us call Mercado Pago.
+2. Store the delivery with its verdict, even a forged one (cut to a few KB, with its real size); a client
+   address that sends too many invalid ones in a minute gets 429 and nothing stored.
+3. Deduplicate on Mercado Pago's identifiers and on the signed identity (data.id + x-request-id): a copy or a
+   replay is `ignored` and adds nothing to the ledger.
+4. Fetch the order from Mercado Pago (the body is only a hint) and apply it. If Mercado Pago cannot be
+   reached the delivery stays pending for `manage.py process_notifications`; the answer is still 200.
 """
 
 import hashlib
@@ -15,6 +19,7 @@ import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -23,13 +28,17 @@ from django.db.models import Q
 from django.utils import timezone
 
 from payments.gateway import GatewayError, GatewayRejected, gateway
-from payments.models import Payment, WebhookDelivery
-from payments.services import payment_apply_provider_order, payment_note_notification
+from payments.models import Payment, PaymentEvent, WebhookDelivery
+from payments.services.apply import payment_apply_provider_order, payment_note_notification, payment_record_chargeback
+from payments.services.ledger import record_event
 
-logger = logging.getLogger(__name__)
-D = WebhookDelivery.Status
+logger = logging.getLogger("payments.webhooks")
+Delivery = WebhookDelivery.Status
+IdCase = WebhookDelivery.IdCase
 KEPT_HEADERS = ("x-signature", "x-request-id", "content-type", "user-agent", "content-length", "x-forwarded-for")
 RETRY_DELAYS = [30, 60, 300, 900, 3600]  # seconds before the 1st, 2nd... retry of a pending delivery
+LEGACY_IPN_TOPICS = ("payment", "merchant_order")
+REJECTED_BODY_CHARS = 4096  # what is kept of a rejected delivery's body
 
 
 # --- Signature ------------------------------------------------------------------------------------
@@ -47,8 +56,6 @@ def parse_signature(header: str) -> dict[str, str]:
 
 def signature_manifest(*, data_id: str, request_id: str, ts: str) -> str:
     """`id:<data.id>;request-id:<x-request-id>;ts:<ts>;`, dropping any part whose value is missing."""
-    if data_id.isalnum():
-        data_id = data_id.lower()
     manifest = ""
     for name, value in (("id", data_id), ("request-id", request_id), ("ts", ts)):
         if value:
@@ -56,91 +63,144 @@ def signature_manifest(*, data_id: str, request_id: str, ts: str) -> str:
     return manifest
 
 
-def verify_signature(*, header: str, data_id: str, request_id: str, secret: str, now: float | None = None) -> str:
-    """Returns "" when the signature is good, else why not."""
+@dataclass(frozen=True)
+class Verdict:
+    error: str = ""  # "" when the signature is good
+    id_case: str = ""  # which manifest matched (IdCase)
+
+
+def verify_signature(*, header: str, data_id: str, request_id: str, secret: str, now: float | None = None) -> Verdict:
+    """Checks x-signature against the manifest with data.id as received and lower-cased: Mercado Pago's
+    SDKs sign the id as received, its developer docs say lower-case. Both are always compared (in constant
+    time), so the time taken says nothing about which one matched."""
     if not header:
-        return "missing x-signature header"
+        return Verdict("missing x-signature header")
     parts = parse_signature(header)
     ts, v1 = parts.get("ts", ""), parts.get("v1", "")
     if not ts or not v1:
-        return "x-signature lacks ts or v1"
+        return Verdict("x-signature lacks ts or v1")
     if not re.fullmatch(r"[0-9]{1,20}", ts):
-        return "x-signature ts is not a number"
-    manifest = signature_manifest(data_id=data_id, request_id=request_id, ts=ts)
-    expected = hmac.new(secret.encode(), manifest.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, v1.lower()):
-        return "x-signature v1 does not match"
+        return Verdict("x-signature ts is not a number")
+    matched = ""
+    for id_case, value in ((IdCase.AS_RECEIVED, data_id), (IdCase.LOWERCASE, data_id.lower())):
+        manifest = signature_manifest(data_id=value, request_id=request_id, ts=ts)
+        expected = hmac.new(secret.encode(), manifest.encode(), hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected, v1.lower()) and not matched:
+            matched = id_case
+    if not matched:
+        return Verdict("x-signature v1 does not match")
     tolerance = settings.MERCADOPAGO_SIGNATURE_TOLERANCE
     if tolerance:
         seconds = int(ts) / 1000 if len(ts) >= 12 else int(ts)  # Mercado Pago sends seconds or milliseconds
         if abs((now or time.time()) - seconds) > tolerance:
-            return "x-signature ts is outside the accepted window"
-    return ""
+            return Verdict("x-signature ts is outside the accepted window", matched)
+    return Verdict("", matched)
 
 
-# --- The inbox ------------------------------------------------------------------------------------
+# --- Receiving ------------------------------------------------------------------------------------
 
 
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+@dataclass(frozen=True)
+class Answer:
+    """What the notification URL answers: an HTTP status, a problem code and detail when it is an error."""
+
+    status: int
+    delivery: WebhookDelivery | None = None
+    code: str = ""
+    detail: str = ""
+    retry_after: int | None = None
 
 
-def delivery_store(request) -> WebhookDelivery:
-    """Saves the delivery as received, before anything else looks at it."""
+def _read_body(raw: bytes) -> tuple[str, object, str]:
+    """(text to store, parsed JSON or None, why the body is unacceptable or "")."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="backslashreplace"), None, "the body is not UTF-8 text"
+    try:
+        parsed = json.loads(text) if text.strip() else None
+    except (ValueError, RecursionError):
+        return text, None, ""  # not JSON: nothing in it will be read, the signature decides
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError, ValueError):
+        return text, None, "the body holds characters that are not text (lone surrogates)"
+    return text, parsed, ""
+
+
+def _is_legacy_ipn(query: dict) -> bool:
+    """`?topic=payment&id=...` or `?topic=merchant_order&id=...`: the only unsigned notifications accepted."""
+    return query.get("topic") in LEGACY_IPN_TOPICS and "data.id" not in query and "type" not in query
+
+
+def _throttled(remote_addr: str | None) -> bool:
+    limit = settings.MERCADOPAGO_WEBHOOK_INVALID_PER_MINUTE
+    if not limit:
+        return False
+    since = timezone.now() - timedelta(minutes=1)
+    recent = WebhookDelivery.objects.filter(remote_addr=remote_addr, received_at__gte=since, status=Delivery.REJECTED)
+    return recent.count() >= limit
+
+
+def receive(request) -> Answer:
+    """The whole pipeline for one request to the notification URL."""
+    raw = request.body
+    text, parsed, body_error = _read_body(raw)
     query = {key: request.GET.get(key) for key in request.GET}
     headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
-    body = request.body.decode("utf-8", errors="replace")
-    topic = query.get("type") or query.get("topic") or ""
+    parsed_dict = parsed if isinstance(parsed, dict) else {}
+    topic = query.get("type") or query.get("topic") or str(parsed_dict.get("type") or parsed_dict.get("topic") or "")
     resource_id = query.get("data.id") or query.get("id") or ""
-    action = ""
-    try:
-        parsed = json.loads(body) if body else {}
-        if isinstance(parsed, dict):
-            action = str(parsed.get("action") or "")[:60]
-            topic = topic or str(parsed.get("type") or parsed.get("topic") or "")
-    except ValueError:
-        pass
-    return WebhookDelivery.objects.create(
+    legacy = _is_legacy_ipn(query)
+    if body_error:
+        verdict = Verdict(body_error)
+    elif legacy:
+        verdict = Verdict()
+    else:
+        verdict = verify_signature(
+            header=headers.get("x-signature", ""),
+            data_id=query.get("data.id") or "",
+            request_id=headers.get("x-request-id", ""),
+            secret=settings.MERCADOPAGO_WEBHOOK_SECRET,
+        )
+    remote_addr = request.META.get("REMOTE_ADDR") or None
+    rejected = bool(verdict.error)
+    if rejected and _throttled(remote_addr):
+        logger.warning("notification from %s refused unstored: too many invalid ones", remote_addr)
+        return Answer(
+            429, code="too_many_invalid_notifications", detail="Too many invalid notifications.", retry_after=60
+        )
+    delivery = WebhookDelivery.objects.create(
         topic=topic[:40],
-        action=action,
+        action=str(parsed_dict.get("action") or "")[:60],
         resource_id=resource_id[:100],
         request_id=headers.get("x-request-id", "")[:100],
         signature=headers.get("x-signature", "")[:300],
+        signature_valid=None if legacy else not rejected,
+        signature_error=verdict.error[:200],
+        signature_id_case=verdict.id_case,
         query=query,
         headers=headers,
-        body=body,
-        remote_addr=_client_ip(request),
+        body=text[:REJECTED_BODY_CHARS] if rejected else text,
+        body_size=len(raw),
+        remote_addr=remote_addr,
+        status=Delivery.REJECTED if rejected else Delivery.PENDING,
     )
+    if body_error:
+        logger.warning("notification %s rejected: %s", delivery.pk, body_error)
+        return Answer(400, delivery, "invalid_body", f"Notification rejected: {body_error}.")
+    if rejected:
+        logger.warning("notification %s rejected: %s", delivery.pk, verdict.error)
+        return Answer(401, delivery, "invalid_signature", f"Notification rejected: {verdict.error}.")
+    if legacy:
+        _note_legacy_ipn(delivery)
+    elif claim_dedupe(delivery, parsed_dict) is None:
+        delivery_process(delivery)
+    return Answer(200, delivery)
 
 
-def _is_legacy_ipn(delivery: WebhookDelivery) -> bool:
-    return "topic" in delivery.query and "data.id" not in delivery.query
-
-
-def delivery_verify(delivery: WebhookDelivery) -> bool:
-    """Checks the signature of a (non-IPN) delivery and records the verdict."""
-    error = verify_signature(
-        header=delivery.headers.get("x-signature", ""),
-        data_id=delivery.query.get("data.id") or "",
-        request_id=delivery.headers.get("x-request-id", ""),
-        secret=settings.MERCADOPAGO_WEBHOOK_SECRET,
-    )
-    delivery.signature_valid = not error
-    delivery.signature_error = error
-    if error:
-        delivery.status = D.REJECTED
-        logger.warning("notification %s rejected: %s", delivery.pk, error)
-    delivery.save(update_fields=["signature_valid", "signature_error", "status"])
-    return not error
-
-
-def _dedupe_key(delivery: WebhookDelivery) -> str:
+def _dedupe_key(delivery: WebhookDelivery, body: dict) -> str:
     """Mercado Pago's identifiers for a notification: a re-sent one has the same ones."""
-    try:
-        body = json.loads(delivery.body) if delivery.body else {}
-    except ValueError:
-        body = {}
-    body = body if isinstance(body, dict) else {}
     data = body.get("data") if isinstance(body.get("data"), dict) else {}
     notification_id = body.get("id") or delivery.request_id
     return (
@@ -150,45 +210,76 @@ def _dedupe_key(delivery: WebhookDelivery) -> str:
     )
 
 
-def delivery_claim_dedupe(delivery: WebhookDelivery) -> WebhookDelivery | None:
-    """Marks a genuine delivery with its identifiers. Returns the earlier twin when it is a duplicate."""
-    key = _dedupe_key(delivery)
+def claim_dedupe(delivery: WebhookDelivery, body: dict) -> WebhookDelivery | None:
+    """Marks a genuine delivery with its identifiers. Returns the earlier twin when it is a copy or a replay."""
+    dedupe_key = _dedupe_key(delivery, body)
+    replay_key = f"{delivery.resource_id}:{delivery.request_id}"[:255] if delivery.request_id else None
     try:
         with transaction.atomic():
-            WebhookDelivery.objects.filter(pk=delivery.pk).update(dedupe_key=key)
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(dedupe_key=dedupe_key, replay_key=replay_key)
     except IntegrityError:
-        twin = WebhookDelivery.objects.filter(dedupe_key=key).first()
-        delivery.status = D.IGNORED
+        twin = (
+            WebhookDelivery.objects.filter(Q(dedupe_key=dedupe_key) | Q(replay_key=replay_key or "-"))
+            .exclude(pk=delivery.pk)
+            .first()
+        )
+        delivery.status = Delivery.IGNORED
         delivery.last_error = f"duplicate of delivery {twin.pk if twin else '?'}"
         delivery.processed_at = timezone.now()
         delivery.save(update_fields=["status", "last_error", "processed_at"])
         return twin or delivery
-    delivery.dedupe_key = key
+    delivery.dedupe_key, delivery.replay_key = dedupe_key, replay_key
     return None
 
 
+def _note_legacy_ipn(delivery: WebhookDelivery) -> None:
+    """An unsigned IPN is only a hint that something changed: the matching payment is read from Mercado
+    Pago by the next reconcile. Nothing here calls Mercado Pago or changes money."""
+    payment = None
+    if delivery.topic == "payment" and re.fullmatch(r"[0-9]{1,20}", delivery.resource_id):
+        payment = Payment.objects.filter(provider_payment_reference=delivery.resource_id).first()
+    if payment is None:
+        delivery.status, delivery.last_error = Delivery.IGNORED, "legacy IPN about nothing of ours"
+    else:
+        Payment.objects.filter(pk=payment.pk).update(check_requested_at=timezone.now())
+        record_event(
+            payment,
+            PaymentEvent.Type.NOTIFICATION_RECEIVED,
+            message=f"unsigned IPN {delivery.topic} (delivery {delivery.pk}): checked at the next reconcile",
+            provider_reference=f"delivery-{delivery.pk}",
+            actor="mercadopago",
+        )
+        delivery.status, delivery.payment = Delivery.PROCESSED, payment
+    delivery.processed_at = timezone.now()
+    delivery.save(update_fields=["status", "last_error", "payment", "processed_at"])
+
+
+# --- Applying -------------------------------------------------------------------------------------
+
+
 def delivery_process(delivery: WebhookDelivery, *, retries: int = 0) -> WebhookDelivery:
-    """Fetches what the delivery is about from Mercado Pago and applies it. Never raises for Mercado Pago
-    being down: the delivery then stays pending, with the error and the time of the next attempt."""
-    if delivery.signature_valid is not True and not _is_legacy_ipn(delivery):
-        # Never verified (its check crashed, or it was stored by hand): nothing to act on.
-        delivery.status, delivery.last_error = D.REJECTED, delivery.last_error or "signature never verified"
-        delivery.save(update_fields=["status", "last_error"])
+    """Fetches what a signed delivery is about from Mercado Pago and applies it. Never raises for Mercado
+    Pago being down: the delivery then stays pending, with the error and the time of the next attempt."""
+    if delivery.signature_valid is not True:
+        # Unsigned (a legacy IPN), forged, or never verified: nothing here may act on it.
+        if delivery.status == Delivery.PENDING:
+            delivery.status, delivery.last_error = Delivery.REJECTED, "signature never verified"
+            delivery.save(update_fields=["status", "last_error"])
         return delivery
     delivery.attempts += 1
     try:
         payment = _fetch_and_apply(delivery, retries=retries)
     except GatewayError as exc:
         if isinstance(exc, GatewayRejected) and exc.status in (400, 404):
-            delivery.status, delivery.last_error = D.IGNORED, f"Mercado Pago does not know it: {exc.message}"
+            delivery.status, delivery.last_error = Delivery.IGNORED, f"Mercado Pago does not know it: {exc.message}"
         else:
             delay = RETRY_DELAYS[min(delivery.attempts - 1, len(RETRY_DELAYS) - 1)]
-            delivery.status, delivery.last_error = D.PENDING, exc.message
+            delivery.status, delivery.last_error = Delivery.PENDING, exc.message
             delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
             logger.warning("notification %s not applied yet (%s); retry in %ss", delivery.pk, exc.message, delay)
     except Exception as exc:  # a bug must not lose the notification: keep it pending and say why
         logger.exception("notification %s failed", delivery.pk)
-        delivery.status, delivery.last_error = D.PENDING, f"{type(exc).__name__}: {exc}"
+        delivery.status, delivery.last_error = Delivery.PENDING, f"{type(exc).__name__}: {exc}"
         delivery.next_attempt_at = timezone.now() + timedelta(seconds=RETRY_DELAYS[-1])
     else:
         if payment:
@@ -200,7 +291,7 @@ def delivery_process(delivery: WebhookDelivery, *, retries: int = 0) -> WebhookD
                 body=delivery.body,
             )
         delivery.payment = payment
-        delivery.status = D.PROCESSED if payment else D.IGNORED
+        delivery.status = Delivery.PROCESSED if payment else Delivery.IGNORED
         delivery.last_error = "" if payment else "not one of our payments"
         delivery.processed_at = timezone.now()
     delivery.save()
@@ -216,29 +307,16 @@ def _fetch_and_apply(delivery: WebhookDelivery, *, retries: int) -> Payment | No
         mp_order = mp.get_order(resource_id, retries=retries)
         return payment_apply_provider_order(mp_order=mp_order, source=f"notification {delivery.pk}")
     if topic == "payment":
-        # A Payments API notification: find the Mercado Pago order the payment belongs to, then apply it.
+        # A Payments API notification: a chargeback shows there; the rest is read from the payment's order.
         mp_payment = mp.get_payment(resource_id, retries=retries)
-        order_ref = (mp_payment.get("order") or {}).get("id")
-        ours = Payment.objects.filter(reference=str(mp_payment.get("external_reference") or "")).first()
+        ours = payment_record_chargeback(mp_payment=mp_payment, source=f"notification {delivery.pk}")
+        order_ref = (mp_payment.get("order") or {}).get("id") if isinstance(mp_payment.get("order"), dict) else None
         provider_order_id = ours.provider_order_id if ours and ours.provider_order_id else order_ref
         if not provider_order_id or not str(provider_order_id).upper().startswith("ORD"):
-            return None
+            return ours
         mp_order = mp.get_order(str(provider_order_id), retries=retries)
-        return payment_apply_provider_order(mp_order=mp_order, source=f"notification {delivery.pk}")
-    return None  # merchant_order and other topics carry nothing we act on
-
-
-def delivery_handle(delivery: WebhookDelivery) -> bool:
-    """The whole pipeline after storing. Returns False when the signature is bad (answer 401)."""
-    if _is_legacy_ipn(delivery):
-        delivery_process(delivery)
-        return True
-    if not delivery_verify(delivery):
-        return False
-    if delivery_claim_dedupe(delivery) is not None:
-        return True
-    delivery_process(delivery)
-    return True
+        return payment_apply_provider_order(mp_order=mp_order, source=f"notification {delivery.pk}") or ours
+    return None  # other topics carry nothing we act on
 
 
 def deliveries_retry(*, limit: int = 100) -> int:
@@ -254,8 +332,7 @@ def deliveries_retry(*, limit: int = 100) -> int:
         with transaction.atomic():
             delivery = (
                 WebhookDelivery.objects.select_for_update(skip_locked=True)
-                .filter(due, status=D.PENDING)
-                .exclude(signature_valid=False)
+                .filter(due, status=Delivery.PENDING, signature_valid=True)
                 .order_by("received_at")
                 .first()
             )
@@ -266,3 +343,11 @@ def deliveries_retry(*, limit: int = 100) -> int:
         delivery_process(delivery, retries=settings.MERCADOPAGO_MAX_RETRIES)
         done += 1
     return done
+
+
+def deliveries_purge(*, days: int | None = None, now=None) -> int:
+    """Deletes rejected deliveries (forged, unreadable) older than MERCADOPAGO_WEBHOOK_KEEP_REJECTED_DAYS."""
+    days = settings.MERCADOPAGO_WEBHOOK_KEEP_REJECTED_DAYS if days is None else days
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted, _ = WebhookDelivery.objects.filter(status=Delivery.REJECTED, received_at__lt=cutoff).delete()
+    return deleted

@@ -101,18 +101,79 @@ def place(client, items, *, key=None, **extra):
 
 
 class MercadoPagoStandIn:
-    """Controls for the simulated Mercado Pago in a test: settle orders, inject faults at the HTTP boundary,
-    and see the notifications it delivered to our notification URL (through Django's test client)."""
+    """Controls for the simulated Mercado Pago in a test, reached through the real SDK.
 
-    def __init__(self):
+    Time stands still: the `mercadopago` fixture turns the simulator's pump off and makes notifications and
+    refunds due only in an hour, so nothing reaches our notification URL and no refund settles unless the
+    test says so, exactly as with the real thing, where both come after our call has returned:
+
+    - `pay(provider_order_id, outcome="approved", **kwargs)`: the buyer pays (engine.simulate: "approved",
+      "rejected", "expired", "charged_back"; kwargs such as paid_amount, duplicates, signature_ts, notify).
+      Queues the notification; delivers nothing. Returns the order as Mercado Pago shows it.
+    - `deliver(*, only=None)`: Mercado Pago sends every queued notification now (one attempt each), posted
+      with Django's test client to our notification URL (path and query, signed headers); returns our
+      responses in order, and appends them to `deliveries`. `only` keeps those of one action
+      ("order.refunded") or topic ("order", "payment"). A notification we refused (non-2xx) is queued
+      again: the next `deliver()` re-sends it with the same x-request-id.
+    - `confirm_refunds(outcome=None)`: Mercado Pago settles every processing refund ("processed", or
+      `outcome`: "processed" | "failed"); queues order.refunded, delivers nothing. Returns how many.
+    - `queued()`: the notifications still waiting (SimNotification rows), to assert that nothing was sent
+      inside a call.
+    - `settle()`: `confirm_refunds()` then `deliver()`; returns the responses.
+
+    `calls` lists the SDK's requests as (method, url); `faults` injects failures at the HTTP boundary, one
+    per SDK call: "timeout", an HTTP status (int), or None for a normal answer.
+    """
+
+    def __init__(self, webhook_client):
         self.deliveries: list = []
         self.calls: list[tuple[str, str]] = []
         self.faults: list = []  # consumed one per SDK call: "timeout", an HTTP status (int), or None
+        self._webhook_client = webhook_client
+        self._delivering: list | None = None
 
     def pay(self, provider_order_id: str, outcome: str = "approved", **kwargs):
         from payments.simulator.engine import simulate
 
         return simulate(provider_order_id, outcome, **kwargs)
+
+    def deliver(self, *, only: str | None = None) -> list:
+        from payments.simulator import notify
+
+        self._delivering = []
+        try:
+            notify.send_due(everything=True, only=only)
+            return self._delivering
+        finally:
+            self._delivering = None
+
+    def confirm_refunds(self, outcome: str | None = None) -> int:
+        from payments.simulator import engine
+
+        return engine.confirm_refunds(everything=True, outcome=outcome)
+
+    def queued(self) -> list:
+        from payments.simulator.models import SimNotification
+
+        return list(SimNotification.objects.filter(status=SimNotification.Status.QUEUED).order_by("due_at", "id"))
+
+    def settle(self) -> list:
+        self.confirm_refunds()
+        return self.deliver()
+
+    def _post(self, url: str, headers: dict[str, str], body: bytes) -> int:
+        """The simulator's transport in tests: our notification URL through Django's test client."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
+        response = self._webhook_client.post(
+            f"{parts.path}?{parts.query}", body, content_type="application/json", **extra
+        )
+        self.deliveries.append(response)
+        if self._delivering is not None:
+            self._delivering.append(response)
+        return response.status_code
 
 
 @pytest.fixture
@@ -124,19 +185,12 @@ def mercadopago(monkeypatch, settings):
     from payments.simulator import notify
     from payments.simulator.client import SimulatorHttpClient
 
-    stand_in = MercadoPagoStandIn()
     settings.MERCADOPAGO_MAX_RETRIES = 1
+    settings.MERCADOPAGO_SIMULATOR_AUTOPUMP = False
+    settings.MERCADOPAGO_SIMULATOR_NOTIFY_DELAY = 3600
+    settings.MERCADOPAGO_SIMULATOR_REFUND_DELAY = 3600
     breaker.reset()
-    webhook_client = Client()
-
-    def deliver(url, headers, body):
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
-        response = webhook_client.post(f"{parts.path}?{parts.query}", body, content_type="application/json", **extra)
-        stand_in.deliveries.append(response)
-        return response.status_code
+    stand_in = MercadoPagoStandIn(Client())
 
     original = SimulatorHttpClient.request
 
@@ -149,8 +203,7 @@ def mercadopago(monkeypatch, settings):
             return {"status": fault, "response": {"errors": [{"code": "internal_error", "message": "simulated"}]}}
         return original(self, method, url, maxretries, retry_on, backoff_factor, **kwargs)
 
-    monkeypatch.setattr(notify, "deliver", deliver)
-    monkeypatch.setattr(notify, "SEND_IN_BACKGROUND", False)
+    monkeypatch.setattr(notify, "deliver", stand_in._post)
     monkeypatch.setattr(SimulatorHttpClient, "request", request)
     yield stand_in
     breaker.reset()

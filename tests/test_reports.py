@@ -7,8 +7,11 @@ Data set (local times, America/Sao_Paulo; the report covers 2025-03-10 .. 2025-0
     sale C  Totem A   Suco                   9.90  paid 03-12 09:05, then cancelled: still a sale
     sale D  Totem A   @Burger Especial      25.90  paid 03-13 23:30  (03-14 in UTC)
     outside           paid 03-09 23:59 (03-10 in UTC) and 03-14 00:05; plus an unpaid and a cancelled unpaid order
+    A and B were paid through Mercado Pago (their payments settle them); C and D at the counter (cash).
     refunds on A's payment: 10.00 ok 03-11 21:30 (03-12 UTC), 5.00 ok 03-13 23:59, 7.00 failed,
                             2.00 requested, 3.00 ok 03-14 00:30 (outside)
+    a late payment for the cancelled unpaid order, refunded automatically (25.90 ok 03-12 07:05): no sale,
+    so neither its money nor its refund is in the sales figures
 """
 
 from datetime import date, datetime
@@ -54,7 +57,8 @@ def payment(order, created_at: datetime, **fields) -> Payment:
 
 def refund(payment_, amount: str, status: str, recorded_at: datetime) -> Refund:
     made = Refund.objects.create(payment=payment_, amount=D(amount), status=status, reason="test", requested_by="boss")
-    Refund.objects.filter(pk=made.pk).update(updated_at=recorded_at)  # update() leaves auto_now alone
+    confirmed = recorded_at if status == Refund.Status.SUCCEEDED else None
+    Refund.objects.filter(pk=made.pk).update(updated_at=recorded_at, confirmed_at=confirmed)  # update() skips auto_now
     return made
 
 
@@ -72,13 +76,15 @@ def data(terminal, other_terminal, menu):
     before = sale(terminal, [ItemRequest(burger.pk, 1)], local(3, 9, 23, 59))
     sale(other_terminal, [ItemRequest(burger.pk, 3)], local(3, 14, 0, 5))
     unpaid = order_place(terminal=terminal, items=[ItemRequest(burger.pk, 1)])
-    order_cancel(order_id=order_place(terminal=terminal, items=[ItemRequest(burger.pk, 1)]).pk)
+    cancelled_unpaid = order_place(terminal=terminal, items=[ItemRequest(burger.pk, 1)])
+    order_cancel(order_id=cancelled_unpaid.pk)
 
     pay_a = payment(
         a,
         local(3, 10, 12, 29),
         paid_amount=a.total,
         status=Payment.Status.PARTIALLY_REFUNDED,
+        settles=a,
         provider_order_id="ORD-A",
         provider_payment_id="PAY-A",
         reference="kp-a",
@@ -88,6 +94,7 @@ def data(terminal, other_terminal, menu):
         local(3, 10, 23, 49),
         paid_amount=b.total,
         status=Payment.Status.APPROVED,
+        settles=b,
         provider_order_id="ORD-B",
         provider_payment_id="PAY-B",
         reference="=kp-b",
@@ -95,6 +102,15 @@ def data(terminal, other_terminal, menu):
     )
     payment(before, local(3, 9, 23, 58), status=Payment.Status.APPROVED, reference="kp-before")
     pay_pending = payment(unpaid, local(3, 12, 8, 0), reference="kp-p")
+    pay_late = payment(
+        cancelled_unpaid,
+        local(3, 12, 7, 0),
+        paid_amount=D("25.90"),
+        status=Payment.Status.REFUNDED,
+        needs_review=True,
+        reference="kp-late",
+    )
+    refund(pay_late, "25.90", Refund.Status.SUCCEEDED, local(3, 12, 7, 5))
     refund(pay_a, "10.00", Refund.Status.SUCCEEDED, local(3, 11, 21, 30))
     refund(pay_a, "5.00", Refund.Status.SUCCEEDED, local(3, 13, 23, 59))
     refund(pay_a, "7.00", Refund.Status.FAILED, local(3, 12, 10, 0))
@@ -102,7 +118,8 @@ def data(terminal, other_terminal, menu):
     refund(pay_a, "3.00", Refund.Status.SUCCEEDED, local(3, 14, 0, 30))
     return {
         "orders": {"a": a, "b": b, "c": c, "d": d, "unpaid": unpaid},
-        "payments": {"a": pay_a, "b": pay_b, "pending": pay_pending},
+        "payments": {"a": pay_a, "b": pay_b, "pending": pay_pending, "late": pay_late},
+        "cancelled_unpaid": cancelled_unpaid,
         "terminal": terminal,
         "other_terminal": other_terminal,
         "menu": menu,
@@ -118,6 +135,8 @@ def test_summary(data):
         "end": END,
         "orders": 4,
         "gross": D("123.40"),
+        "mercadopago": D("87.60"),
+        "cash": D("35.80"),
         "refunds": D("15.00"),
         "net": D("108.40"),
         "average_ticket": D("30.85"),
@@ -139,18 +158,17 @@ def test_summary_of_a_day_with_only_a_refund_and_of_an_empty_range(data):
 
 
 def test_per_day_buckets_by_local_date_and_includes_zero_days(data):
-    rows = [
-        (r["date"], r["orders"], r["gross"], r["refunds"], r["net"]) for r in reports.sales_by_day(start=START, end=END)
-    ]
+    keys = ("date", "orders", "gross", "mercadopago", "cash", "refunds", "net")
+    rows = [tuple(r[k] for k in keys) for r in reports.sales_by_day(start=START, end=END)]
     assert rows == [
-        (date(2025, 3, 10), 2, D("87.60"), D("0.00"), D("87.60")),
-        (date(2025, 3, 11), 0, D("0.00"), D("10.00"), D("-10.00")),
-        (date(2025, 3, 12), 1, D("9.90"), D("0.00"), D("9.90")),
-        (date(2025, 3, 13), 1, D("25.90"), D("5.00"), D("20.90")),
+        (date(2025, 3, 10), 2, D("87.60"), D("87.60"), D("0.00"), D("0.00"), D("87.60")),
+        (date(2025, 3, 11), 0, D("0.00"), D("0.00"), D("0.00"), D("10.00"), D("-10.00")),
+        (date(2025, 3, 12), 1, D("9.90"), D("0.00"), D("9.90"), D("0.00"), D("9.90")),
+        (date(2025, 3, 13), 1, D("25.90"), D("0.00"), D("25.90"), D("5.00"), D("20.90")),
     ]
     # The money is Decimal with two places, never a float.
     for row in reports.sales_by_day(start=START, end=END):
-        for key in ("gross", "refunds", "net"):
+        for key in ("gross", "mercadopago", "cash", "refunds", "net"):
             assert isinstance(row[key], Decimal) and row[key].as_tuple().exponent == -2
 
 
@@ -309,12 +327,12 @@ def test_sales_csv(client, manager_user, data):
     response = _client_for(client, manager_user).get("/admin/reports/sales.csv", RANGE)
     assert response["Content-Disposition"] == 'attachment; filename="sales-2025-03-10-2025-03-13.csv"'
     assert _csv(response) == (
-        "date,orders,gross,refunds,net\r\n"
-        "2025-03-10,2,87.60,0.00,87.60\r\n"
-        "2025-03-11,0,0.00,10.00,-10.00\r\n"
-        "2025-03-12,1,9.90,0.00,9.90\r\n"
-        "2025-03-13,1,25.90,5.00,20.90\r\n"
-        "total,4,123.40,15.00,108.40\r\n"
+        "date,orders,gross,mercadopago,cash,refunds,net\r\n"
+        "2025-03-10,2,87.60,87.60,0.00,0.00,87.60\r\n"
+        "2025-03-11,0,0.00,0.00,0.00,10.00,-10.00\r\n"
+        "2025-03-12,1,9.90,0.00,9.90,0.00,9.90\r\n"
+        "2025-03-13,1,25.90,0.00,25.90,5.00,20.90\r\n"
+        "total,4,123.40,87.60,35.80,15.00,108.40\r\n"
     )
 
 
@@ -345,13 +363,16 @@ def test_payments_csv(client, manager_user, data, django_assert_num_queries):
     o, p = data["orders"], data["payments"]
     assert content == (
         "payment_id,created_at,order_id,pickup_number,business_date,store,terminal,status,amount,paid_amount,"
-        "refunded,needs_review,mercadopago_order_id,mercadopago_payment_id,external_reference\r\n"
+        "refunded,refund_pending,needs_review,mercadopago_order_id,mercadopago_payment_id,external_reference\r\n"
         f"{p['a'].pk},2025-03-10T12:29:00-03:00,{o['a'].pk},{o['a'].number},2025-03-10,Loja 1,Totem A,"
-        "partially_refunded,51.80,51.80,18.00,no,ORD-A,PAY-A,kp-a\r\n"
+        "partially_refunded,51.80,51.80,18.00,2.00,no,ORD-A,PAY-A,kp-a\r\n"
         f"{p['b'].pk},2025-03-10T23:49:00-03:00,{o['b'].pk},{o['b'].number},2025-03-10,Loja 1,'+Totem B,"
-        "approved,35.80,35.80,0.00,yes,ORD-B,PAY-B,'=kp-b\r\n"
+        "approved,35.80,35.80,0.00,0.00,yes,ORD-B,PAY-B,'=kp-b\r\n"
+        f"{p['late'].pk},2025-03-12T07:00:00-03:00,{data['cancelled_unpaid'].pk},{data['cancelled_unpaid'].number},"
+        f"{data['cancelled_unpaid'].business_date.isoformat()},Loja 1,Totem A,refunded,25.90,25.90,25.90,0.00,yes,,,"
+        "kp-late\r\n"
         f"{p['pending'].pk},2025-03-12T08:00:00-03:00,{o['unpaid'].pk},{o['unpaid'].number},"
-        f"{o['unpaid'].business_date.isoformat()},Loja 1,Totem A,pending,25.90,,0.00,no,,,kp-p\r\n"
+        f"{o['unpaid'].business_date.isoformat()},Loja 1,Totem A,pending,25.90,,0.00,0.00,no,,,kp-p\r\n"
     )
     assert CPF not in content and "529.982.247-25" not in content and "***.982" not in content
 
@@ -383,3 +404,75 @@ def test_payments_csv_is_sent_in_chunks(client, manager_user, terminal, menu):
     response = _client_for(client, manager_user).get("/admin/reports/payments.csv")  # the last 7 days: today's
     chunks = list(response.streaming_content)
     assert [chunk.count(b"\r\n") for chunk in chunks] == [500, 500, 201]  # header + 1200 rows
+
+
+# --- A day scripted through the real flow, checked against the ledger ------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scripted_day_agrees_with_the_ledger_everywhere(
+    client, kiosk, menu, mercadopago, manager_user, migration_data
+):
+    """Sales, a partial and a full refund, a late payment refunded automatically, a cash order and a refund
+    still waiting for Mercado Pago: every figure of the report and of both CSVs, against the ledger."""
+    import csv
+    import io
+
+    from django.utils import timezone
+
+    from orders.models import Order
+    from payments.models import PaymentEvent
+    from payments.services.checkout import order_mark_paid_outside
+    from payments.services.refunds import refund_request
+    from tests.conftest import new_key, place
+
+    def sell(items):
+        order = place(kiosk, items).json()
+        payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key()).json()
+        return order, payment["payment"]
+
+    burger, juice = menu["burger"].pk, menu["juice"].pk
+    _, pay_a = sell([{"product_id": burger, "quantity": 2}, {"product_id": juice, "quantity": 1}])  # 61.70
+    _, pay_b = sell([{"product_id": burger, "quantity": 1}])  # 25.90
+    c, pay_c = sell([{"product_id": burger, "quantity": 1}])  # 25.90, cancelled, then paid: refunded
+    _, pay_e = sell([{"product_id": burger, "quantity": 1}])  # 25.90, refund still pending at the end
+    d = place(kiosk, [{"product_id": juice, "quantity": 1}]).json()  # 9.90, paid in cash
+    for paid in (pay_a, pay_b, pay_e, pay_c):
+        mercadopago.pay(paid["provider_order_id"])
+    kiosk.post(f"/api/v1/orders/{c['id']}/cancel/")  # the kiosk gives up on C just as its customer pays
+    mercadopago.deliver()
+    order_mark_paid_outside(order_id=d["id"], actor="cashier")
+    refund_request(payment_id=pay_a["id"], amount=D("10.00"), reason="cold fries", actor="boss")
+    mercadopago.settle()
+    refund_request(payment_id=pay_b["id"], amount=None, reason="wrong order", actor="boss")
+    mercadopago.settle()
+    refund_request(payment_id=pay_e["id"], amount=D("5.00"), reason="missing straw", actor="boss")  # not confirmed
+
+    assert Order.objects.get(pk=c["id"]).status == "cancelled" and Order.objects.get(pk=c["id"]).received_at is None
+    assert Payment.objects.get(pk=pay_c["id"]).status == "refunded"
+    assert Payment.objects.get(pk=pay_b["id"]).status == "refunded"
+
+    today = timezone.localdate()
+    summary = reports.sales_summary(start=today, end=today)
+    sold = Payment.objects.filter(settles__isnull=False)
+    ledger_refunds = sum(
+        (e.amount for e in PaymentEvent.objects.filter(type="refund_succeeded", payment__in=sold)), D("0.00")
+    )
+    assert summary["orders"] == 4  # A, B (refunded, still a sale), D (cash), E
+    assert summary["gross"] == D("123.40")
+    assert summary["mercadopago"] == sum((p.paid_amount for p in sold), D("0.00")) == D("113.50")
+    assert summary["cash"] == D("9.90")
+    assert summary["refunds"] == ledger_refunds == D("35.90")  # C's automatic refund is in neither column
+    assert summary["net"] == D("87.50")
+
+    _client_for(client, manager_user)
+    days = list(csv.reader(io.StringIO(_csv(client.get("/admin/reports/sales.csv", {"start": today, "end": today})))))
+    assert days[1][1:] == days[2][1:] == ["4", "123.40", "113.50", "9.90", "35.90", "87.50"]
+    rows = list(csv.DictReader(io.StringIO(_csv(client.get("/admin/reports/payments.csv")))))
+    assert len(rows) == 4
+    for row in rows:
+        payment = Payment.objects.get(pk=row["payment_id"])
+        assert D(row["refunded"]) == payment.refunded_amount()  # the ledger's figure
+        pending = payment.refunds.filter(status__in=["requested", "pending"])
+        assert D(row["refund_pending"]) == sum((r.amount for r in pending), D("0.00"))
+    assert {row["payment_id"]: row["refund_pending"] for row in rows}[str(pay_e["id"])] == "5.00"

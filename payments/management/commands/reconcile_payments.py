@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from payments.services import payments_reconcile
+from payments.services.reconcile import payments_reconcile
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from kiosk.problems import DomainError
 from payments.gateway import GatewayError
 from payments.models import Payment
-from payments.services import refund_request
+from payments.services.refunds import refund_request
 
 
 class Command(BaseCommand):

@@ -1,0 +1,187 @@
+"""Applying what Mercado Pago says about one of its orders: this is where a notification takes effect.
+
+Notifications, `reconcile_payments`, the admin's "Sync" and cancellations all end here. Mercado Pago is the
+source of truth (a notification is only a reason to read the order); applying is idempotent and never
+moves a payment backwards, so late, duplicated and out-of-order reports change nothing.
+
+The money rules, when Mercado Pago says the money came in:
+- for an order still awaiting payment, to the cent: it pays the order, even through a QR our clock had
+  already given up; the order's other open QRs are cancelled (here and at Mercado Pago);
+- for an order that was cancelled, or is already paid (by another QR, or at the counter): flagged and
+  refunded in full automatically;
+- a wrong amount: flagged for review and held; the order never reaches the kitchen.
+"""
+
+import json
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders import services as order_services
+from orders.models import Order
+from payments.gateway import GatewayError, GatewayRejected, gateway
+from payments.models import Payment, PaymentEvent
+from payments.selectors import find_payment
+from payments.services import refunds
+from payments.services.ledger import flag_for_review, move_status, record_event
+from payments.transitions import MONEY_TAKEN, ProviderState, interpret_order
+
+logger = logging.getLogger("payments")
+Status = Payment.Status
+Event = PaymentEvent.Type
+
+
+def payment_apply_provider_order(*, mp_order: dict, source: str) -> Payment | None:
+    """Applies Mercado Pago's current view of one of its orders. Returns our payment, or None if not ours."""
+    found = find_payment(mp_order)
+    if found is None:
+        logger.info("Mercado Pago order %s is not one of ours (%s)", mp_order.get("id"), source)
+        return None
+    state = interpret_order(mp_order)
+    refund_it, cancel_ids = False, []
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=found.order_id)
+        payment = Payment.objects.select_for_update().get(pk=found.pk)
+        payment.provider_order_id = payment.provider_order_id or str(mp_order.get("id") or "") or None
+        payment.provider_payment_id = payment.provider_payment_id or state.payment_id[:64]
+        payment.provider_payment_reference = payment.provider_payment_reference or state.payment_reference[:64]
+        payment.provider_status = str(mp_order.get("status") or "")[:40]
+        payment.provider_status_detail = str(mp_order.get("status_detail") or "")[:60]
+
+        if state.money_in and payment.status not in MONEY_TAKEN:
+            refund_it, cancel_ids = _money_received(order, payment, state, mp_order, source)
+        elif not state.money_in and state.status != Status.PENDING:
+            move_status(payment, state.status, payload=mp_order, message=f"from {source}")
+        payment.save()
+        if payment.status in MONEY_TAKEN:
+            refunds.apply_provider_refunds(order, payment, state, payload=mp_order)
+            for chargeback in state.chargebacks:
+                _chargeback(payment, f"{chargeback.id}:{chargeback.status}", chargeback.status, mp_order, source)
+            payment.save()
+    # Mercado Pago is called after the commit (never inside a transaction or while a lock is held).
+    if cancel_ids:
+        transaction.on_commit(lambda: cancel_at_provider(cancel_ids))
+    if refund_it:
+        transaction.on_commit(lambda: refunds.refund_automatically(payment_id=payment.pk))
+    return payment
+
+
+def _money_received(
+    order: Order, payment: Payment, state: ProviderState, mp_order: dict, source: str
+) -> tuple[bool, list[int]]:
+    """The money is in: does it pay the order? Returns (refund it automatically, payments to cancel)."""
+    previous = payment.status
+    move_status(payment, Status.APPROVED, payload=mp_order, message=f"from {source}")
+    payment.paid_amount = state.paid_amount
+    payment.paid_at = timezone.now()
+    settled_by = Payment.objects.filter(settles=order).exclude(pk=payment.pk).first()
+    if order.status == Order.Status.CANCELLED:
+        flag_for_review(
+            payment,
+            f"Paid after order #{order.number} was cancelled (payment {previous}): refunding automatically.",
+            payload=mp_order,
+        )
+        return True, []
+    if settled_by is not None or order.status != Order.Status.AWAITING_PAYMENT:
+        by = f"payment {settled_by.pk}" if settled_by else "staff, outside Mercado Pago"
+        flag_for_review(
+            payment,
+            f"Second payment for order #{order.number}, already paid by {by}: refunding automatically.",
+            payload=mp_order,
+        )
+        return True, []
+    if state.paid_amount != payment.amount or payment.amount != order.total:
+        flag_for_review(
+            payment,
+            f"Amount mismatch: Mercado Pago says {state.paid_amount} was paid; order #{order.number} totals "
+            f"{order.total} and the QR asked for {payment.amount}. Held for a person to decide.",
+            payload=mp_order,
+        )
+        return False, []
+    payment.settles = order
+    order_services.order_mark_paid(order_id=order.pk)
+    if previous != Status.PENDING:
+        record_event(payment, Event.STATUS_CHANGED, message=f"a QR given up ({previous}) paid order #{order.number}")
+    others = list(
+        Payment.objects.select_for_update()
+        .filter(order=order, status=Status.PENDING)
+        .exclude(pk=payment.pk)
+        .order_by("pk")
+    )
+    for other in others:
+        move_status(other, Status.CANCELLED, message=f"order #{order.number} paid by payment {payment.pk}")
+        other.save()
+    logger.info("payment %s approved: order #%s to the kitchen", payment.pk, order.number)
+    return False, [other.pk for other in others if other.provider_order_id]
+
+
+def _chargeback(payment: Payment, reference: str, status: str, payload, source: str) -> None:
+    """A chargeback Mercado Pago reports (the order's `transactions.chargebacks`, or the Payments API's
+    `charged_back`): recorded once per id and status, the payment becomes `charged_back` (never `refunded`)
+    and goes to review, because the dispute is answered in Mercado Pago's panel."""
+    recorded = record_event(
+        payment,
+        Event.CHARGEBACK,
+        message=f"Chargeback {reference} ({status or 'reported'}) from {source}",
+        payload=payload,
+        provider_reference=f"chargeback-{reference}"[:100],
+        actor="mercadopago",
+    )
+    if recorded is None:
+        return  # already known
+    move_status(payment, Status.CHARGED_BACK, payload=payload, message=f"chargeback {reference}")
+    flag_for_review(
+        payment, f"Chargeback {reference} ({status or 'reported'}): answer the dispute in Mercado Pago's panel."
+    )
+
+
+def payment_record_chargeback(*, mp_payment: dict, source: str) -> Payment | None:
+    """A Payments API payment that says `charged_back`: applied to our payment it belongs to."""
+    reference = str(mp_payment.get("id") or "")
+    lookup = Payment.objects.filter(provider_payment_reference=reference) if reference else Payment.objects.none()
+    found = lookup.first() or Payment.objects.filter(reference=str(mp_payment.get("external_reference") or "")).first()
+    if found is None or str(mp_payment.get("status") or "").lower() != "charged_back":
+        return found
+    with transaction.atomic():
+        Order.objects.select_for_update().get(pk=found.order_id)
+        payment = Payment.objects.select_for_update().get(pk=found.pk)
+        if payment.status in MONEY_TAKEN:
+            _chargeback(payment, f"payment-{reference}", "charged_back", mp_payment, source)
+            payment.save()
+    return payment
+
+
+def payment_note_notification(*, payment: Payment, delivery_id: int, topic: str, action: str, body: str) -> None:
+    """The ledger line for a notification that concerned this payment (once per delivery)."""
+    try:
+        payload = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        payload = {"raw": body[:2000]}
+    record_event(
+        payment,
+        Event.NOTIFICATION_RECEIVED,
+        message=f"{topic} {action} (delivery {delivery_id})".strip(),
+        payload=payload,
+        provider_reference=f"delivery-{delivery_id}",
+        actor="mercadopago",
+    )
+
+
+def cancel_at_provider(payment_ids: list[int]) -> None:
+    """Best effort: a QR we gave up on is cancelled at Mercado Pago; if it was paid meanwhile, the fetched
+    state is applied (and the money rules decide). Failures are left to `reconcile_payments`."""
+    for payment in Payment.objects.filter(pk__in=payment_ids, provider_order_id__isnull=False).order_by("pk"):
+        record_event(payment, Event.CANCEL_REQUESTED)
+        try:
+            mp_order = gateway().cancel_order(payment.provider_order_id, idempotency_key=f"{payment.reference}-cancel")
+        except GatewayRejected as exc:
+            record_event(payment, Event.CANCEL_FAILED, message=exc.message, payload=exc.body)
+            try:
+                mp_order = gateway().get_order(payment.provider_order_id)
+            except GatewayError:
+                continue
+        except GatewayError as exc:
+            record_event(payment, Event.CANCEL_FAILED, message=exc.message, payload=exc.body)
+            continue
+        payment_apply_provider_order(mp_order=mp_order, source="cancel")

@@ -1,0 +1,207 @@
+"""A QR for an order to be paid with, and taking QRs away: checkout, cancelling an unpaid order, money taken
+at the counter, stale orders.
+
+Mercado Pago is never called inside a transaction or while a row lock is held: lock, decide, commit, call,
+lock again, record (the gateway refuses to run inside an atomic block).
+"""
+
+import logging
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from kiosk.problems import Conflict, DomainError
+from orders import services as order_services
+from orders.models import Order
+from payments.gateway import GatewayError, gateway
+from payments.models import Payment, PaymentEvent
+from payments.selectors import money_held_for_review
+from payments.services.apply import cancel_at_provider
+from payments.services.ledger import move_status, record_event
+from payments.transitions import MONEY_HELD, MONEY_TAKEN
+
+logger = logging.getLogger("payments")
+Status = Payment.Status
+Event = PaymentEvent.Type
+
+
+class OrderNotPayable(Conflict):
+    code = "order_not_payable"
+
+
+class PaymentUnderReview(Conflict):
+    code = "payment_under_review"
+
+
+class TerminalNotReady(DomainError):
+    status = 409
+    code = "terminal_not_ready"
+
+
+# --- Checkout -------------------------------------------------------------------------------------
+
+
+def payment_checkout(*, order_id) -> tuple[Payment, bool]:
+    """Gives the order a payable QR: the current one while it is valid (created=False), else a new one.
+
+    Raises GatewayError when Mercado Pago cannot be reached or refuses; the payment row then records why,
+    and the next checkout retries the same QR creation (same idempotency key, so never two QR orders).
+    Raises OrderNotPayable when the order was cancelled or paid while Mercado Pago was answering: the new
+    QR is then cancelled at Mercado Pago, so a cancelled order never gets a payable QR.
+    """
+    given_up: list[int] = []
+    with transaction.atomic():
+        order = Order.objects.select_for_update().select_related("terminal").get(pk=order_id)
+        if order.status != Order.Status.AWAITING_PAYMENT:
+            raise OrderNotPayable(f"Order #{order.number} is '{order.status}', not awaiting payment.")
+        if money_held_for_review(order):
+            # Money already came for this order but did not settle it (a wrong amount): never charge again
+            # before a person has looked.
+            raise PaymentUnderReview(f"A payment for order #{order.number} is waiting for staff review.")
+        terminal = order.terminal
+        if not terminal.active or not terminal.external_pos_id:
+            raise TerminalNotReady(f"Terminal '{terminal.name}' is not set up for Mercado Pago payments.")
+        payment = order.payments.filter(status=Status.PENDING).order_by("-created_at").first()
+        if payment and payment.qr_valid:
+            return payment, False
+        if payment and payment.provider_order_id:
+            # Its QR ran out on our clock: give it up here, and at Mercado Pago once the new one exists.
+            move_status(payment, Status.EXPIRED, message="QR expired before payment (local clock)")
+            payment.save()
+            given_up.append(payment.pk)
+            payment = None
+        if payment and payment.created_at < timezone.now() - settings.MERCADOPAGO_QR_EXPIRATION:
+            move_status(payment, Status.EXPIRED, message="QR creation never confirmed by Mercado Pago")
+            payment.save()
+            payment = None
+        if payment is None:
+            payment = Payment.objects.create(order=order, amount=order.total)
+            record_event(payment, Event.CREATED, amount=payment.amount, message=f"Checkout of order #{order.number}")
+
+    try:
+        mp_order = gateway().create_qr_order(
+            reference=payment.reference, order=order, terminal=terminal, expiration=settings.MERCADOPAGO_QR_EXPIRATION
+        )
+    except GatewayError as exc:
+        with transaction.atomic():
+            locked = Payment.objects.select_for_update().get(pk=payment.pk)
+            locked.last_error = exc.message
+            locked.save(update_fields=["last_error", "updated_at"])
+            record_event(locked, Event.QR_FAILED, message=exc.message, payload=exc.body)
+        cancel_at_provider(given_up)
+        raise
+
+    refused = None
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        locked.provider_order_id = locked.provider_order_id or mp_order.get("id")
+        mp_payments = (mp_order.get("transactions") or {}).get("payments") or []
+        if mp_payments and isinstance(mp_payments[0], dict) and not locked.provider_payment_id:
+            locked.provider_payment_id = str(mp_payments[0].get("id") or "")
+        locked.qr_data = (mp_order.get("type_response") or {}).get("qr_data") or ""
+        # A retried creation may return an order Mercado Pago made earlier: its clock starts at its creation.
+        locked.expires_at = min(_provider_time(mp_order.get("created_date")), timezone.now()) + (
+            settings.MERCADOPAGO_QR_EXPIRATION
+        )
+        locked.provider_status = locked.provider_status or str(mp_order.get("status") or "")[:40]
+        locked.last_error = ""
+        record_event(locked, Event.QR_CREATED, payload=mp_order, provider_reference=locked.provider_order_id)
+        paid_by_this_qr = locked.status in MONEY_TAKEN  # its notification was faster than this answer
+        if not paid_by_this_qr and (order.status != Order.Status.AWAITING_PAYMENT or locked.status != Status.PENDING):
+            move_status(locked, Status.CANCELLED, message=f"order #{order.number} is '{order.status}': QR not needed")
+            given_up.append(locked.pk)
+            refused = OrderNotPayable(
+                f"Order #{order.number} became '{order.status}' while its QR was being made; the QR was cancelled."
+            )
+        locked.save()
+    cancel_at_provider(given_up)
+    if refused is not None:
+        raise refused
+    return locked, True
+
+
+def _provider_time(value) -> datetime:
+    """A Mercado Pago timestamp (UTC when it says no zone); now when it is missing or unreadable."""
+    try:
+        parsed = parse_datetime(str(value or ""))
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        return timezone.now()
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+
+
+# --- Taking QRs away ------------------------------------------------------------------------------
+
+
+def _give_up_open_qrs(order_id, *, message: str, actor: str) -> list[int]:
+    """Marks the order's pending payments cancelled (rows locked). Returns those with a QR at Mercado Pago."""
+    pending = list(Payment.objects.select_for_update().filter(order_id=order_id, status=Status.PENDING))
+    for payment in pending:
+        move_status(payment, Status.CANCELLED, message=message, actor=actor)
+        payment.save()
+    return [payment.pk for payment in pending if payment.provider_order_id]
+
+
+def order_cancel_unpaid(*, order_id, reason: str = Order.CancelReason.CUSTOMER, actor: str = "system") -> Order:
+    """Cancels an unpaid order, releases its stock, and cancels its open QR at Mercado Pago (after commit)."""
+    with transaction.atomic():
+        order = order_services.order_cancel(order_id=order_id, reason=reason)
+        to_cancel = _give_up_open_qrs(order_id, message=f"order cancelled ({reason})", actor=actor)
+        transaction.on_commit(lambda: cancel_at_provider(to_cancel))
+    return order
+
+
+def order_mark_paid_outside(*, order_id, actor: str) -> Order:
+    """Staff took the money another way (cash, card machine): the order goes to the kitchen and its open
+    QR is cancelled at Mercado Pago, so the customer cannot pay twice (money that still comes is refunded)."""
+    with transaction.atomic():
+        order = order_services.order_mark_paid(order_id=order_id)
+        to_cancel = _give_up_open_qrs(order_id, message="order paid outside Mercado Pago", actor=actor)
+        transaction.on_commit(lambda: cancel_at_provider(to_cancel))
+    return order
+
+
+def orders_cancel_stale(*, now=None) -> int:
+    """Cancels orders left unpaid that can no longer be paid: older than ORDER_PAYMENT_TIMEOUT and with no
+    QR that is still valid (its own expiry plus MERCADOPAGO_QR_GRACE) or still being made. Orders holding
+    money for review are left to a person. Each order is checked again under its lock, so a checkout
+    running at the same moment is never cut off."""
+    now = now or timezone.now()
+    candidates = (
+        Order.objects.filter(status=Order.Status.AWAITING_PAYMENT, created_at__lt=now - settings.ORDER_PAYMENT_TIMEOUT)
+        .exclude(pk__in=_orders_still_payable(now))
+        .values_list("pk", flat=True)
+    )
+    cancelled = 0
+    for order_id in list(candidates):
+        with transaction.atomic():
+            order = Order.objects.select_for_update().get(pk=order_id)
+            if (
+                order.status != Order.Status.AWAITING_PAYMENT
+                or _orders_still_payable(now).filter(order_id=order_id).exists()
+            ):
+                continue
+            order_services.order_cancel(order_id=order_id, reason=Order.CancelReason.PAYMENT_EXPIRED)
+            to_cancel = _give_up_open_qrs(order_id, message="order cancelled (payment expired)", actor="system")
+            transaction.on_commit(lambda ids=to_cancel: cancel_at_provider(ids))
+            cancelled += 1
+    return cancelled
+
+
+def _orders_still_payable(now):
+    """Orders with a QR the customer may still pay, one being made, or money held for review."""
+    grace = settings.MERCADOPAGO_QR_GRACE
+    live = Q(status__in=[Status.PENDING, Status.EXPIRED], expires_at__gt=now - grace)
+    being_made = Q(
+        status=Status.PENDING,
+        expires_at__isnull=True,
+        created_at__gt=now - settings.MERCADOPAGO_QR_EXPIRATION - grace,
+    )
+    held = Q(status__in=MONEY_HELD)
+    return Payment.objects.filter(live | being_made | held).values("order_id")

@@ -1,0 +1,351 @@
+"""Refunds through Mercado Pago: this is where a refund is made, followed and confirmed.
+
+Mercado Pago refunds asynchronously: its answer to the refund call is "taken, in progress" (or
+`refund_in_progress`: retry later), and the refund is confirmed later, by a notification and the order read
+back. So a refund row is `requested` (asked, answer not known) -> `pending` (Mercado Pago's refund id known)
+-> `succeeded` (confirmed) | `failed`. Until it is confirmed or failed its amount stays reserved; only
+confirmed refunds make a payment `partially_refunded` / `refunded`. Refunds are matched to Mercado Pago's
+by Mercado Pago's refund id, never by amount or by recency.
+
+Idempotency across failures: every attempt of a refund row sends the same request with the same
+X-Idempotency-Key, and the caller's Idempotency-Key is bound to the row (`request_key`), so a retry after a
+5xx or a timeout continues that refund instead of making a second one.
+"""
+
+import hashlib
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from kiosk.problems import DomainError
+from orders.models import Order
+from payments.gateway import GatewayError, GatewayRejected, gateway
+from payments.models import Payment, PaymentEvent, Refund
+from payments.selectors import refundable_amount
+from payments.services.ledger import flag_for_review, follow_confirmed_refunds, record_event
+from payments.transitions import MONEY_HELD, ProviderRefund, ProviderState, refunds_in_answer
+
+logger = logging.getLogger("payments")
+Event = PaymentEvent.Type
+RefundStatus = Refund.Status
+
+# Mercado Pago's "not now" answers to a refund (documented for the Orders API): the row is retried later
+# with the same key, it has not failed.
+RETRY_LATER_CODES = {"refund_in_progress", "movement_operations_pending", "idempotency_validation_failed"}
+# A refund call whose outcome we do not know yet is not retried by reconcile before this lease runs out.
+ATTEMPT_LEASE = timedelta(seconds=60)
+MAX_RETRY_DELAY = timedelta(minutes=15)
+FLAG_AFTER_ATTEMPTS = 10
+
+
+class RefundNotAllowed(DomainError):
+    status = 409
+    code = "refund_not_allowed"
+
+
+class RefundAmountInvalid(DomainError):
+    status = 400
+    code = "refund_amount_invalid"
+
+
+class RefundKeyReused(DomainError):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+def request_key_for(*, caller: str, key: str) -> str:
+    """What binds a caller's Idempotency-Key to a refund row (hashed: keys may be long)."""
+    return hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
+
+
+# --- Asking ---------------------------------------------------------------------------------------
+
+
+def refund_request(
+    *, payment_id, amount: Decimal | None, reason: str, actor: str, request_key: str | None = None
+) -> Refund:
+    """Gives money back through Mercado Pago: all that is refundable by default, or part of it.
+
+    The amount is checked and reserved under row locks, then Mercado Pago is asked (outside any
+    transaction) with the refund's own idempotency key. Returns the refund: `pending` or `succeeded` when
+    Mercado Pago took it, `requested` when it said "retry later" (reconcile_payments does). Raises
+    GatewayRejected when Mercado Pago refuses it (the refund is then `failed`) and GatewayUnavailable when
+    it does not answer (the refund stays `requested`, reserved, and is retried with the same key).
+    With `request_key`, a second call continues the refund the first one made.
+    """
+    if not reason or not reason.strip():
+        raise RefundAmountInvalid("A refund needs a reason.")
+    if request_key:
+        earlier = Refund.objects.filter(request_key=request_key).first()
+        if earlier is not None:
+            return _continue(earlier, payment_id=payment_id, amount=amount)
+    with transaction.atomic():
+        order_id = Payment.objects.values_list("order_id", flat=True).get(pk=payment_id)
+        Order.objects.select_for_update().get(pk=order_id)
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.status not in MONEY_HELD or not payment.provider_order_id:
+            raise RefundNotAllowed(f"Payment {payment.pk} is '{payment.status}': there is no money to give back.")
+        refundable = refundable_amount(payment)
+        amount = refundable if amount is None else Decimal(amount).quantize(Decimal("0.01"))
+        if amount <= 0 or amount > refundable:
+            raise RefundAmountInvalid(f"Refund must be between 0.01 and {refundable}; asked for {amount}.")
+        nothing_refunded_yet = not payment.refunds.exclude(status=RefundStatus.FAILED).exists()
+        try:
+            with transaction.atomic():
+                refund = Refund.objects.create(
+                    payment=payment,
+                    amount=amount,
+                    full=nothing_refunded_yet and amount == payment.paid_amount,
+                    reason=reason.strip(),
+                    requested_by=actor,
+                    request_key=request_key,
+                    next_attempt_at=timezone.now() + ATTEMPT_LEASE,
+                )
+        except IntegrityError:
+            refund = None  # the same request_key, a moment ago: continue that one (below, unlocked)
+        if refund is not None:
+            record_event(
+                payment,
+                Event.REFUND_REQUESTED,
+                amount=amount,
+                message=reason.strip(),
+                actor=actor,
+                provider_reference=refund.idempotency_key,
+            )
+    if refund is None:
+        return _continue(Refund.objects.get(request_key=request_key), payment_id=payment_id, amount=amount)
+    return refund_attempt(refund_id=refund.pk)
+
+
+def _continue(refund: Refund, *, payment_id, amount) -> Refund:
+    if str(refund.payment_id) != str(payment_id) or (amount is not None and Decimal(amount) != refund.amount):
+        raise RefundKeyReused(
+            "This Idempotency-Key was already used for another refund; use a new key for a new refund."
+        )
+    return refund_attempt(refund_id=refund.pk)
+
+
+def refund_attempt(*, refund_id) -> Refund:
+    """Asks Mercado Pago (again) for a `requested` refund, with the same key and the same request; any
+    other refund is returned as it is. The same contract as `refund_request`."""
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    if refund.status != RefundStatus.REQUESTED:
+        return refund
+    Refund.objects.filter(pk=refund.pk).update(
+        attempts=F("attempts") + 1, next_attempt_at=timezone.now() + ATTEMPT_LEASE
+    )
+    payment = refund.payment
+    try:
+        answer = gateway().refund_order(
+            payment.provider_order_id,
+            idempotency_key=refund.idempotency_key,
+            transaction_id=payment.provider_payment_id,
+            amount=None if refund.full else refund.amount,
+        )
+    except GatewayRejected as exc:
+        if exc.code in RETRY_LATER_CODES:
+            return _retry_later(refund.pk, f"Mercado Pago: {exc.message}", exc.body)
+        _fail(refund.pk, exc.message, exc.body)
+        raise
+    except GatewayError as exc:
+        _retry_later(refund.pk, f"Mercado Pago did not answer: {exc.message}", exc.body)
+        raise
+    return _record_answer(refund.pk, answer)
+
+
+def _locked(refund_id) -> tuple[Order, Payment, Refund]:
+    """The refund's order, payment and refund rows, locked in that order."""
+    order_id, payment_id = Refund.objects.values_list("payment__order_id", "payment_id").get(pk=refund_id)
+    order = Order.objects.select_for_update().get(pk=order_id)
+    payment = Payment.objects.select_for_update().get(pk=payment_id)
+    return order, payment, Refund.objects.select_for_update().get(pk=refund_id)
+
+
+def _retry_later(refund_id, why: str, body) -> Refund:
+    with transaction.atomic():
+        _, payment, refund = _locked(refund_id)
+        if refund.status != RefundStatus.REQUESTED:
+            return refund
+        delay = min(MAX_RETRY_DELAY, timedelta(seconds=30 * 2 ** min(refund.attempts, 10)))
+        refund.error, refund.next_attempt_at = why, timezone.now() + delay
+        refund.save(update_fields=["error", "next_attempt_at", "updated_at"])
+        record_event(
+            payment, Event.REFUND_RETRY, amount=refund.amount, message=f"refund {refund.pk}: {why}", payload=body
+        )
+        if refund.attempts == FLAG_AFTER_ATTEMPTS:
+            flag_for_review(
+                payment, f"Refund {refund.pk} still not taken by Mercado Pago after {refund.attempts} tries."
+            )
+            payment.save(update_fields=["needs_review", "review_reason", "updated_at"])
+    return refund
+
+
+def _fail(refund_id, why: str, body) -> None:
+    with transaction.atomic():
+        _, payment, refund = _locked(refund_id)
+        if refund.status != RefundStatus.REQUESTED:
+            return
+        refund.status, refund.error, refund.next_attempt_at = RefundStatus.FAILED, why, None
+        refund.save()
+        record_event(
+            payment, Event.REFUND_FAILED, amount=refund.amount, message=f"refund {refund.pk}: {why}", payload=body
+        )
+
+
+def _record_answer(refund_id, answer: dict) -> Refund:
+    """Mercado Pago took the refund: bind our row to the refund its answer names."""
+    with transaction.atomic():
+        order, payment, refund = _locked(refund_id)
+        if refund.status != RefundStatus.REQUESTED:
+            return refund  # another attempt recorded it first
+        listed = refunds_in_answer(answer)
+        bound_elsewhere = set(
+            Refund.objects.filter(provider_refund_id__in=[r.id for r in listed])
+            .exclude(pk=refund.pk)
+            .values_list("provider_refund_id", flat=True)
+        )
+        candidates = [r for r in listed if r.id not in bound_elsewhere]
+        if len(candidates) != 1:
+            # Taken, but the answer does not name exactly one refund we could call ours: ask again later with
+            # the same key (Mercado Pago replays its answer), never guess by amount or recency.
+            why = f"Mercado Pago's answer names {len(candidates)} new refunds; asking again"
+            refund.error, refund.next_attempt_at = why, timezone.now() + ATTEMPT_LEASE
+            refund.save(update_fields=["error", "next_attempt_at", "updated_at"])
+            record_event(
+                payment, Event.REFUND_RETRY, amount=refund.amount, message=f"refund {refund.pk}: {why}", payload=answer
+            )
+            return refund
+        mine = candidates[0]
+        refund.provider_refund_id, refund.status, refund.error = mine.id, RefundStatus.PENDING, ""
+        refund.next_attempt_at = None
+        refund.save()
+        record_event(
+            payment,
+            Event.REFUND_ACCEPTED,
+            amount=mine.amount or refund.amount,
+            message=f"refund {refund.pk} taken by Mercado Pago as {mine.id} ({mine.status or 'no status'})",
+            payload=answer,
+            provider_reference=mine.id,
+        )
+        _follow(payment, refund, mine, payload=answer)
+        follow_confirmed_refunds(order, payment, payload=answer, message=f"refund {refund.pk}")
+    return refund
+
+
+# --- Following what Mercado Pago reports ----------------------------------------------------------
+
+
+def _follow(payment: Payment, refund: Refund, reported: ProviderRefund, *, payload) -> None:
+    """Moves our refund row to what Mercado Pago reports of its refund (rows locked; saved here)."""
+    refund.provider_status = reported.status[:30]
+    if reported.amount is not None and reported.amount != refund.amount:
+        # The ledger records what Mercado Pago refunded. For a full refund that is "whatever was left";
+        # for a partial one a difference is odd enough for a person to look.
+        if not refund.full:
+            flag_for_review(
+                payment, f"Refund {refund.pk} asked for {refund.amount}; Mercado Pago refunded {reported.amount}."
+            )
+        refund.amount = reported.amount
+    if reported.confirmed and refund.status != RefundStatus.SUCCEEDED:
+        refund.status, refund.error, refund.confirmed_at = RefundStatus.SUCCEEDED, "", timezone.now()
+        record_event(
+            payment,
+            Event.REFUND_SUCCEEDED,
+            amount=refund.amount,
+            message=f"refund {refund.pk} confirmed by Mercado Pago",
+            payload=payload,
+            provider_reference=refund.provider_refund_id,
+            actor="mercadopago",
+        )
+    elif reported.failed and refund.status in (RefundStatus.REQUESTED, RefundStatus.PENDING):
+        refund.status, refund.error = RefundStatus.FAILED, f"Mercado Pago reports the refund {reported.status}"
+        record_event(
+            payment,
+            Event.REFUND_FAILED,
+            amount=refund.amount,
+            message=f"refund {refund.pk}: {refund.error}; its amount is refundable again",
+            payload=payload,
+            provider_reference=refund.provider_refund_id,
+            actor="mercadopago",
+        )
+    refund.save()
+
+
+def apply_provider_refunds(order: Order, payment: Payment, state: ProviderState, *, payload) -> None:
+    """Refunds listed in a Mercado Pago order (ours, or made in its own panel) enter our books, each once,
+    by its id, and move as Mercado Pago reports them. Order and payment rows locked by the caller."""
+    awaiting_answer = payment.refunds.filter(status=RefundStatus.REQUESTED).exists()
+    for reported in state.refunds:
+        refund = Refund.objects.select_for_update().filter(provider_refund_id=reported.id).first()
+        if refund is None:
+            if awaiting_answer or reported.failed or reported.amount is None:
+                # While one of our requests has no answer, an unknown refund may be that one: the retry of
+                # the request (same key) will name it. Until then it is not booked twice.
+                continue
+            refund = Refund.objects.create(
+                payment=payment,
+                amount=reported.amount,
+                reason="Refund made at Mercado Pago",
+                requested_by="mercadopago",
+                provider_refund_id=reported.id,
+                status=RefundStatus.PENDING,
+            )
+            record_event(
+                payment,
+                Event.REFUND_ACCEPTED,
+                amount=reported.amount,
+                message=f"refund {reported.id} made outside this system (Mercado Pago's panel)",
+                payload=payload,
+                provider_reference=reported.id,
+                actor="mercadopago",
+            )
+        if refund.payment_id == payment.pk:
+            _follow(payment, refund, reported, payload=payload)
+    follow_confirmed_refunds(order, payment, payload=payload, message="refunds reported by Mercado Pago")
+    confirmed = any(reported.confirmed for reported in state.refunds)
+    if state.mentions_refunds and not confirmed and not payment.refunds.exclude(status=RefundStatus.FAILED).exists():
+        record = record_event(
+            payment,
+            Event.REVIEW_FLAGGED,
+            message="Mercado Pago's order says refunded but lists no refund",
+            provider_reference=f"unlisted-refund-{payment.provider_status}-{payment.provider_status_detail}",
+        )
+        if record is not None:
+            flag_for_review(
+                payment, "Mercado Pago's order says refunded but lists no confirmed refund: check its panel."
+            )
+            payment.save()
+
+
+def refund_automatically(*, payment_id) -> Refund | None:
+    """Gives back everything of a payment that must not be kept (paid for a cancelled or already paid
+    order). Bound to the payment, so however often it is triggered there is one automatic refund."""
+    try:
+        return refund_request(
+            payment_id=payment_id,
+            amount=None,
+            reason="Automatic: money for an order that was cancelled or already paid",
+            actor="system",
+            request_key=request_key_for(caller="system", key=f"automatic-refund-{payment_id}"),
+        )
+    except (GatewayError, DomainError) as exc:
+        logger.error("automatic refund of payment %s not done yet: %s", payment_id, exc)
+        return None
+
+
+def refunds_retry_due(*, now=None, limit: int = 100) -> int:
+    """Asks Mercado Pago again for refunds still `requested` whose time has come. Returns how many tried."""
+    now = now or timezone.now()
+    due = Refund.objects.filter(status=RefundStatus.REQUESTED, next_attempt_at__lte=now).order_by("next_attempt_at")
+    tried = 0
+    for refund_id in list(due.values_list("pk", flat=True)[:limit]):
+        try:
+            refund_attempt(refund_id=refund_id)
+        except (GatewayError, DomainError) as exc:
+            logger.warning("refund %s not done yet: %s", refund_id, exc)
+        tried += 1
+    return tried

@@ -1,0 +1,92 @@
+"""The review queue: payments a person must look at (a wrong amount, a second payment, a chargeback...).
+
+Sync reads the payment's order from Mercado Pago and applies it; approve sends a flagged payment's order to
+the kitchen only when Mercado Pago confirms exactly the right money; resolve takes it off the queue with a
+comment saying what was done.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from kiosk.problems import DomainError
+from orders import services as order_services
+from orders.models import Order
+from payments.gateway import gateway
+from payments.models import Payment, PaymentEvent, Refund
+from payments.services.apply import payment_apply_provider_order, payment_record_chargeback
+from payments.services.ledger import move_status, record_event
+from payments.transitions import interpret_order
+
+Status = Payment.Status
+Event = PaymentEvent.Type
+
+
+class ReviewNotPossible(DomainError):
+    status = 409
+    code = "review_not_possible"
+
+
+def payment_sync(*, payment_id) -> Payment:
+    """Fetches the payment's Mercado Pago order and applies it (the admin's "Sync with Mercado Pago"); with
+    the buyer's Payments API id known, also reads that payment, which is where a chargeback shows."""
+    payment = Payment.objects.get(pk=payment_id)
+    if not payment.provider_order_id:
+        raise ReviewNotPossible(f"Payment {payment.pk} has no Mercado Pago order yet.")
+    mp = gateway()
+    payment = payment_apply_provider_order(mp_order=mp.get_order(payment.provider_order_id), source="manual sync")
+    if payment is not None and payment.provider_payment_reference:
+        payment_record_chargeback(mp_payment=mp.get_payment(payment.provider_payment_reference), source="manual sync")
+    return Payment.objects.get(pk=payment_id)
+
+
+def payment_review_approve(*, payment_id, actor: str, comment: str = "") -> Payment:
+    """Sends a flagged payment's order to the kitchen, only when Mercado Pago confirms the money is there,
+    untouched, and the amounts match to the cent, and the order is still waiting for exactly this money."""
+    payment = Payment.objects.get(pk=payment_id)
+    if not payment.provider_order_id:
+        raise ReviewNotPossible(f"Payment {payment.pk} has no Mercado Pago order.")
+    mp_order = gateway().get_order(payment.provider_order_id)
+    state = interpret_order(mp_order)
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=payment.order_id)
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        problems = []
+        if not state.money_in or state.mentions_refunds or state.refunds or state.chargebacks:
+            problems.append(
+                f"Mercado Pago says the order is '{mp_order.get('status')}/{mp_order.get('status_detail')}', "
+                "not paid and untouched"
+            )
+        if state.paid_amount != order.total or payment.amount != order.total:
+            problems.append(f"paid {state.paid_amount}, order total {order.total}")
+        if order.status != Order.Status.AWAITING_PAYMENT:
+            problems.append(f"order #{order.number} is '{order.status}'")
+        if Payment.objects.filter(settles=order).exclude(pk=payment.pk).exists():
+            problems.append("another payment already paid this order")
+        if payment.refunds.exclude(status=Refund.Status.FAILED).exists():
+            problems.append("money was (or is being) given back")
+        if payment.status not in (Status.PENDING, Status.APPROVED, Status.EXPIRED, Status.CANCELLED):
+            problems.append(f"the payment is '{payment.status}'")
+        if problems:
+            raise ReviewNotPossible("Cannot approve: " + "; ".join(problems) + ".")
+        move_status(payment, Status.APPROVED, payload=mp_order, message="approved in review", actor=actor)
+        payment.paid_amount, payment.paid_at = state.paid_amount, payment.paid_at or timezone.now()
+        payment.settles = order
+        payment.needs_review = False
+        payment.save()
+        order_services.order_mark_paid(order_id=order.pk)
+        record_event(
+            payment, Event.REVIEW_RESOLVED, message=f"Approved and sent to the kitchen. {comment}".strip(), actor=actor
+        )
+    return payment
+
+
+def payment_review_resolve(*, payment_id, actor: str, comment: str) -> Payment:
+    """Takes a payment off the review queue with a comment saying what was done about it."""
+    if not comment or not comment.strip():
+        raise ReviewNotPossible("Say what was done: a comment is required.")
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment.needs_review = False
+        payment.save(update_fields=["needs_review", "updated_at"])
+        record_event(payment, Event.REVIEW_RESOLVED, message=comment.strip(), actor=actor)
+    return payment
