@@ -13,8 +13,7 @@ from django.db import DatabaseError, connections
 
 TIMEZONE_TABLES_HINT = (
     "Load them once on the database server: mariadb-tzinfo-to-sql /usr/share/zoneinfo | mariadb -u root mysql "
-    "(MySQL: mysql_tzinfo_to_sql /usr/share/zoneinfo | mysql -u root mysql), then restart nothing: it takes "
-    "effect at once."
+    "(MySQL: mysql_tzinfo_to_sql /usr/share/zoneinfo | mysql -u root mysql). No restart is needed."
 )
 
 

@@ -154,17 +154,9 @@ def test_parallel_notification_runners_never_work_on_the_same_delivery(terminal,
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"ignored"}  # Mercado Pago: unknown
 
 
-def test_two_managers_refunding_at_once_cannot_over_refund(terminal, menu, mercadopago):
-    """Ten simultaneous refunds of 30.00 on a 61.70 payment: two are taken, never more than was paid."""
-    from datetime import timedelta
-    from decimal import Decimal
-
-    from django.core.management import call_command
-
-    from kiosk.problems import DomainError
-    from payments.gateway import GatewayError
-    from payments.models import Payment, Refund
-    from payments.services import refund_request
+def _paid_order(terminal, menu, mercadopago):
+    """An order of 61.70, paid through the simulator; its notification delivered."""
+    from payments.models import Payment
 
     kiosk = client_for(terminal.user)
     order = place(
@@ -172,23 +164,87 @@ def test_two_managers_refunding_at_once_cannot_over_refund(terminal, menu, merca
     ).json()
     payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY="c").json()["payment"]
     mercadopago.pay(payment["provider_order_id"])
+    mercadopago.deliver()
+    assert Payment.objects.get(pk=payment["id"]).status == "approved"
+    return payment
 
-    def attempt(i):
-        try:
-            return refund_request(
-                payment_id=payment["id"], amount=Decimal("30.00"), reason=f"r{i}", actor=f"m{i}"
-            ).status
-        except DomainError as exc:
-            return exc.code
-        except GatewayError:  # Mercado Pago: "refund_in_progress" for the same order: held, retried later
-            return "requested"
 
-    outcomes = _in_parallel(attempt)
+def _until_mercado_pago_is_done(mercadopago, *, rounds=60):
+    """Mercado Pago's clock and our jobs, round after round: it confirms what it took and tells us; two
+    reconcile runners at once retry what it said "in progress" about, with the same keys."""
+    from django.core.management import call_command
+
+    from payments.models import Refund
+
+    for done_rounds in range(rounds):
+        if not Refund.objects.filter(status__in=["requested", "pending"]).exists():
+            return done_rounds
+        mercadopago.settle()
+        Refund.objects.filter(status="requested").update(next_attempt_at=timezone.now())
+        _in_parallel(lambda i: call_command("reconcile_payments"), count=2)
+    raise AssertionError(f"refunds still open after {rounds} rounds")
+
+
+def _refund_outcome(payment_id, amount, i):
+    from decimal import Decimal
+
+    from kiosk.problems import DomainError
+    from payments.gateway import GatewayError
+    from payments.services.refunds import refund_request
+
+    try:
+        return refund_request(payment_id=payment_id, amount=Decimal(amount), reason=f"r{i}", actor=f"m{i}").status
+    except DomainError as exc:
+        return exc.code
+    except GatewayError:
+        return "unavailable"
+
+
+def test_two_managers_refunding_at_once_cannot_over_refund(terminal, menu, mercadopago):
+    """Ten simultaneous refunds of 30.00 on a 61.70 payment: two are taken, never more than was paid."""
+    from decimal import Decimal
+
+    from payments.models import Payment, Refund
+
+    payment = _paid_order(terminal, menu, mercadopago)
+    outcomes = _in_parallel(lambda i: _refund_outcome(payment["id"], "30.00", i))
     assert outcomes.count("refund_amount_invalid") == 8, outcomes
     assert Refund.objects.exclude(status="failed").count() == 2
-    Refund.objects.update(created_at=timezone.now() - timedelta(minutes=5))
-    call_command("reconcile_payments")  # finishes any refund Mercado Pago asked us to retry
+    _until_mercado_pago_is_done(mercadopago)
     stored = Payment.objects.get(pk=payment["id"])
     assert stored.refunded_amount() == Decimal("60.00")
     assert Refund.objects.filter(status="succeeded").count() == 2
+    assert stored.status == "partially_refunded"
+
+
+def test_twenty_concurrent_partial_refunds_of_the_same_amount_agree_with_mercado_pago(terminal, menu, mercadopago):
+    """20 refunds of 2.00 at the same instant: Mercado Pago takes one, answers refund_in_progress to the
+    others (retried later with their own keys) and confirms each later. At the end our ledger's refunded
+    total is Mercado Pago's, every refund row carries Mercado Pago's refund id, and the report agrees."""
+    from decimal import Decimal
+
+    from payments import reports, selectors
+    from payments.models import Payment, PaymentEvent, Refund
+    from payments.simulator.models import SimRefund
+
+    payment = _paid_order(terminal, menu, mercadopago)
+    outcomes = _in_parallel(lambda i: _refund_outcome(payment["id"], "2.00", i), count=20)
+    assert sorted(set(outcomes)) == ["pending", "requested"], outcomes  # taken, or "in progress: later"
+    assert Refund.objects.count() == 20
+    assert selectors.refundable_amount(Payment.objects.get(pk=payment["id"])) == Decimal("21.70")  # all held
+
+    rounds = _until_mercado_pago_is_done(mercadopago)
+    stored = Payment.objects.get(pk=payment["id"])
+    processed = SimRefund.objects.filter(payment__order_id=payment["provider_order_id"], status="processed")
+    mercado_pago_total = sum((r.amount for r in processed), Decimal("0.00"))
+    ledger_total = stored.refunded_amount()
+    print(f"\n20 concurrent refunds: first answers {sorted(outcomes)}; settled in {rounds} rounds")
+    assert ledger_total == mercado_pago_total == Decimal("40.00")
+    assert sorted(Refund.objects.values_list("provider_refund_id", flat=True)) == sorted(
+        processed.values_list("id", flat=True)
+    )
+    assert set(Refund.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert PaymentEvent.objects.filter(payment=stored, type="refund_succeeded").count() == 20
+    today = timezone.localdate()
+    assert reports.sales_summary(start=today, end=today)["refunds"] == ledger_total
     assert stored.status == "partially_refunded"

@@ -23,8 +23,13 @@ def wait_for(predicate, *, timeout=15.0):
     raise AssertionError("condition not met in time")
 
 
-def test_order_to_kitchen_over_http(live_server, settings, terminal, menu, migration_data):
+def test_order_to_kitchen_and_a_refund_over_http(live_server, settings, terminal, menu, migration_data):
     make_user("kitchen-e2e", "kitchen")
+    make_user("manager-e2e", "manager")
+    # Mercado Pago's timing, shortened: notifications a moment after the call, refunds confirmed later.
+    settings.MERCADOPAGO_SIMULATOR_AUTOPUMP = True
+    settings.MERCADOPAGO_SIMULATOR_NOTIFY_DELAY = 0.3
+    settings.MERCADOPAGO_SIMULATOR_REFUND_DELAY = 0.8
     settings.SITE_URL = live_server.url
     settings.MERCADOPAGO_NOTIFICATION_URL = f"{live_server.url}/api/v1/webhooks/mercadopago/"
     breaker.reset()
@@ -35,7 +40,7 @@ def test_order_to_kitchen_over_http(live_server, settings, terminal, menu, migra
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access']}"}
 
-    kiosk, kitchen = login("kiosk-a"), login("kitchen-e2e")
+    kiosk, kitchen, manager = login("kiosk-a"), login("kitchen-e2e"), login("manager-e2e")
 
     order = requests.post(
         f"{api}/orders/",
@@ -73,3 +78,23 @@ def test_order_to_kitchen_over_http(live_server, settings, terminal, menu, migra
     assert status
     queue = requests.get(f"{api}/kitchen/orders/", headers=kitchen, timeout=10).json()
     assert [(o["id"], o["status"]) for o in queue] == [(order_id, "received")]
+
+    # A refund: taken at once, confirmed by Mercado Pago later; meanwhile it is pending and reserved.
+    payment_id = payment["id"]
+    refund = requests.post(
+        f"{api}/payments/{payment_id}/refunds/",
+        json={"amount": "5.00", "reason": "cold fries"},
+        headers={**manager, "Idempotency-Key": "e2e-refund"},
+        timeout=10,
+    )
+    assert refund.status_code == 202, refund.text
+    assert refund.json()["refund"]["status"] == "pending"
+    assert refund.json()["payment"]["status"] == "approved"
+
+    def refunds():
+        return requests.get(f"{api}/payments/{payment_id}/refunds/", headers=manager, timeout=10).json()
+
+    wait_for(lambda: refunds()[0]["status"] == "succeeded")
+    polled = requests.get(f"{api}/orders/{order_id}/payment/", headers=kiosk, timeout=10).json()
+    assert polled["payment"]["status"] == "partially_refunded"
+    assert polled["order"]["status"] == "received"

@@ -148,3 +148,70 @@ def test_unreachable_mercado_pago_is_unavailable(settings):
     with pytest.raises(GatewayUnavailable):
         MercadoPago(build_sdk()).get_order("ORD1")
     breaker.reset()
+
+
+def test_a_refund_over_http_is_pending_until_the_order_read_back_says_processed(double, terminal, menu):
+    """Mercado Pago's documented refund timing, over the real network path: the refund call answers with
+    the refund "processing" (or refund_in_progress: same key again later); only the order read back with
+    the refund processed makes it count."""
+    from django.utils import timezone
+
+    from payments.models import Payment, Refund
+    from payments.services.reconcile import payments_reconcile
+    from payments.services.refunds import refund_request
+
+    order = order_place(terminal=terminal, items=[ItemRequest(menu["burger"].pk, 2), ItemRequest(menu["juice"].pk, 1)])
+    payment = Payment.objects.create(
+        order=order,
+        amount=order.total,
+        paid_amount=order.total,
+        status="approved",
+        settles=order,
+        paid_at=timezone.now(),
+        provider_order_id=CREATED["id"],
+        provider_payment_id=CREATED["transactions"]["payments"][0]["id"],
+    )
+    transaction_id = payment.provider_payment_id
+    refund_line = {"id": "REF01K372H0000000000000000AB", "transaction_id": transaction_id, "amount": "10.00"}
+    double.script.append((409, {"errors": [{"code": "refund_in_progress", "message": "A refund is in progress."}]}))
+    held = refund_request(payment_id=payment.pk, amount=Decimal("10.00"), reason="cold fries", actor="boss")
+    assert (held.status, held.provider_refund_id) == ("requested", None)
+
+    double.script.append(
+        (
+            201,
+            {
+                "id": CREATED["id"],
+                "status": "processed",
+                "transactions": {"refunds": [{**refund_line, "status": "processing"}]},
+            },
+        )
+    )
+    Refund.objects.filter(pk=held.pk).update(next_attempt_at=timezone.now())
+    payments_reconcile()
+    held.refresh_from_db()
+    assert (held.status, held.provider_refund_id) == ("pending", refund_line["id"])
+    first, second = double.requests[0], double.requests[1]
+    assert first["path"] == second["path"] == f"/v1/orders/{CREATED['id']}/refund"
+    assert json.loads(second["body"]) == {"transactions": [{"id": transaction_id, "amount": "10.00"}]}
+    keys = [{k.lower(): v for k, v in r["headers"].items()}["x-idempotency-key"] for r in (first, second)]
+    assert keys == [held.idempotency_key] * 2  # the same refund, the same key, every time
+    assert Payment.objects.get(pk=payment.pk).status == "approved"
+
+    processed = {
+        **CREATED,
+        "status": "processed",
+        "status_detail": "partially_refunded",
+        "total_paid_amount": "61.70",
+        "transactions": {
+            "payments": [{**CREATED["transactions"]["payments"][0], "status": "processed", "paid_amount": "61.70"}],
+            "refunds": [{**refund_line, "status": "processed"}],
+        },
+    }
+    double.script.append((200, processed))
+    payments_reconcile()
+    held.refresh_from_db()
+    assert held.status == "succeeded" and held.confirmed_at
+    stored = Payment.objects.get(pk=payment.pk)
+    assert (stored.status, stored.refunded_amount()) == ("partially_refunded", Decimal("10.00"))
+    assert double.requests[-1]["method"] == "GET"
