@@ -50,6 +50,9 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
         "SECURE_COOKIES": "false",
         "MERCADOPAGO_SIMULATOR": "true",
+        # The simulator's notifications leave 1 s after a payment, as Mercado Pago's do; here they leave at
+        # once, so that "paid -> kitchen" measures this back end, not the stand-in's clock.
+        "MERCADOPAGO_SIMULATOR_NOTIFY_DELAY": "0",
     }
     env.pop("MERCADOPAGO_ACCESS_TOKEN", None)
     python = sys.executable
@@ -159,7 +162,7 @@ def run() -> int:
             time.sleep(0.01)
     print(f"checkout (QR created via SDK)        {percentiles(checkout)}")
     print(f"poll payment status                  {percentiles(poll)}")
-    print(f"paid -> order in kitchen (webhook)   {percentiles(to_kitchen)}")
+    print(f"paid -> kitchen (webhook, 0 s delay)  {percentiles(to_kitchen)}")
 
     queue = [
         timed(lambda: session.get(f"{BASE}/api/v1/kitchen/orders/", headers=kitchen, timeout=10))[0] for _ in range(50)
