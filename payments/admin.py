@@ -6,6 +6,7 @@ and is audited twice: Django's LogEntry and our own append-only AuditRecord.
 
 import json
 import re
+import uuid
 from decimal import Decimal
 
 from django import forms
@@ -88,13 +89,17 @@ class WebhookDeliveryInline(ReadOnlyMixin, admin.TabularInline):
 
 
 class RefundForm(forms.Form):
-    amount = forms.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal("0.01"))
+    # localize: "10,00" in Portuguese, "10.00" in English.
+    amount = forms.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal("0.01"), localize=True)
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=500)
     confirm_order_number = forms.IntegerField(help_text="Type the order's pickup number to confirm.")
+    # One per form shown: submitting the same form twice (a double click, a re-sent page) is one refund.
+    form_key = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
 
     def __init__(self, *args, payment: Payment, refundable: Decimal, **kwargs):
         super().__init__(*args, **kwargs)
         self.payment, self.refundable = payment, refundable
+        self.fields["form_key"].initial = uuid.uuid4().hex
         self.fields["amount"].initial = refundable
         self.fields["amount"].help_text = f"At most {refundable} (paid {payment.paid_amount}, minus refunds)."
 
@@ -289,12 +294,18 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             before = snapshot(payment, AUDITED_PAYMENT_FIELDS)
             reason = form.cleaned_data["reason"]
+            request_key = refunds.request_key_for(caller=f"admin-{request.user.pk}", key=form.cleaned_data["form_key"])
+            if Refund.objects.filter(request_key=request_key).exists():
+                # The same form sent again (a double click, a re-sent page): that refund is already on its way.
+                self.message_user(request, "This refund was already requested; see it below.", messages.INFO)
+                return HttpResponseRedirect(reverse("admin:payments_payment_change", args=[payment.pk]))
             try:
                 refund = refunds.refund_request(
                     payment_id=payment.pk,
                     amount=form.cleaned_data["amount"],
                     reason=reason,
                     actor=request.user.get_username(),
+                    request_key=request_key,
                 )
             except DomainError as exc:
                 form.add_error(None, exc.detail)

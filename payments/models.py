@@ -110,6 +110,8 @@ class Refund(models.Model):
     amount = models.DecimalField(**MONEY)
     # Everything refundable, sent to Mercado Pago without a body; its retries must send the same request.
     full = models.BooleanField(default=False)
+    # What the caller asked for (empty: "everything refundable"): a retry of the same request must ask the same.
+    requested_amount = models.DecimalField(**MONEY, null=True, blank=True, editable=False)
     reason = models.TextField()
     requested_by = models.CharField(max_length=150)
     # Our X-Idempotency-Key towards Mercado Pago: the same on every attempt of this refund.

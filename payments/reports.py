@@ -12,7 +12,9 @@ Definitions (all dates are local dates in settings.TIME_ZONE, America/Sao_Paulo;
   ("succeeded") of payments that paid an order, dated by `Refund.confirmed_at` (when the confirmation was
   recorded), whatever day the refunded sale fell on. Money that never paid an order (a second payment, a
   payment for a cancelled order, a wrong amount) and its automatic refund count in neither column.
-- Net sales: gross - refunds: the money kept (a day with refunds and no sales has a negative net).
+- Chargebacks: money of sales the buyer's bank took back (the paying payment became `charged_back`): what
+  it still held then, on the local date the chargeback was recorded.
+- Net sales: gross - refunds - chargebacks: the money kept (a day with refunds and no sales is negative).
 - Average ticket: gross / orders, rounded half up to cents; 0.00 when there are no orders.
 - Per day: every local date of the range, days without sales included: orders, gross, refunds, net.
 - Per product: the lines (`OrderItem`) of the sales grouped by product: quantity sold and gross (sum of
@@ -39,7 +41,7 @@ from django.db.models.functions import Coalesce, ExtractHour, TruncDate
 from django.utils import timezone
 
 from orders.models import MONEY, Order, OrderItem
-from payments.models import Payment, Refund
+from payments.models import Payment, PaymentEvent, Refund
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -150,15 +152,6 @@ BY_MERCADOPAGO = Q(settled_by__isnull=False)
 BY_CASH = Q(settled_by__isnull=True)
 
 
-def _sales_figures(queryset) -> dict:
-    return queryset.aggregate(
-        orders=Count("pk"),
-        gross=Sum("total"),
-        mercadopago=Sum("total", filter=BY_MERCADOPAGO),
-        cash=Sum("total", filter=BY_CASH),
-    )
-
-
 def payments_queryset(*, start: date, end: date) -> QuerySet[Payment]:
     """Payments created in the range, oldest first, with `refunded` (sum of succeeded refunds) annotated
     by a subquery: one query however many rows."""
@@ -190,31 +183,44 @@ def payments_queryset(*, start: date, end: date) -> QuerySet[Payment]:
 
 
 def sales_summary(*, start: date, end: date) -> dict:
-    """{"start", "end", "orders", "gross", "mercadopago", "cash", "refunds", "net", "average_ticket"}."""
-    sales = _sales_figures(sales_queryset(start=start, end=end))
-    refunds = _money(refunds_queryset(start=start, end=end).aggregate(total=Sum("amount"))["total"])
-    return _summary(start, end, sales["orders"], _money(sales["mercadopago"]), _money(sales["cash"]), refunds)
+    """{"start", "end", "orders", "gross", "mercadopago", "cash", "refunds", "chargebacks", "net",
+    "average_ticket"} for the range: the sums of its days."""
+    return _summary(start, end, sales_by_day(start=start, end=end))
 
 
-def _summary(start: date, end: date, orders: int, mercadopago: Decimal, cash: Decimal, refunds: Decimal) -> dict:
-    gross = mercadopago + cash
-    average = (gross / orders).quantize(CENT, rounding=ROUND_HALF_UP) if orders else ZERO
-    return {
-        "start": start,
-        "end": end,
-        "orders": orders,
-        "gross": gross,
-        "mercadopago": mercadopago,
-        "cash": cash,
-        "refunds": refunds,
-        "net": gross - refunds,
-        "average_ticket": average,
-    }
+def _summary(start: date, end: date, days: list[dict]) -> dict:
+    total = {key: sum((day[key] for day in days), ZERO) for key in MONEY_COLUMNS}
+    orders = sum(day["orders"] for day in days)
+    average = (total["gross"] / orders).quantize(CENT, rounding=ROUND_HALF_UP) if orders else ZERO
+    return {"start": start, "end": end, "orders": orders, **total, "average_ticket": average}
+
+
+MONEY_COLUMNS = ("gross", "mercadopago", "cash", "refunds", "chargebacks", "net")
+
+
+def chargebacks_by_day(*, start: date, end: date) -> dict[date, Decimal]:
+    """Money of sales lost to a chargeback, on the local date the chargeback was recorded: what the paying
+    payment still held then (paid minus its confirmed refunds)."""
+    lower, upper = _bounds(start, end)
+    events = PaymentEvent.objects.filter(
+        type=PaymentEvent.Type.STATUS_CHANGED,
+        to_status=Payment.Status.CHARGED_BACK,
+        payment__settles__isnull=False,
+        created_at__gte=lower,
+        created_at__lt=upper,
+    ).select_related("payment")
+    lost: dict[date, Decimal] = {}
+    for event in events:
+        refunded = event.payment.refunds.filter(status=Refund.Status.SUCCEEDED).aggregate(total=Sum("amount"))
+        amount = _money(event.payment.paid_amount) - _money(refunded["total"])
+        day = event.created_at.astimezone(local_zone()).date()
+        lost[day] = lost.get(day, ZERO) + max(amount, ZERO)
+    return lost
 
 
 def sales_by_day(*, start: date, end: date) -> list[dict]:
     """One row per local date of the range, zero days included:
-    {"date", "orders", "gross", "mercadopago", "cash", "refunds", "net"}."""
+    {"date", "orders", "gross", "mercadopago", "cash", "refunds", "chargebacks", "net"}."""
     zone = local_zone()
     sales = {
         row["day"]: row
@@ -234,11 +240,12 @@ def sales_by_day(*, start: date, end: date) -> list[dict]:
         .values("day")
         .annotate(total=Sum("amount"))
     }
+    chargebacks = chargebacks_by_day(start=start, end=end)
     rows = []
     for day in _days(start, end):
         found = sales.get(day, {})
         mercadopago, cash = _money(found.get("mercadopago")), _money(found.get("cash"))
-        refunded = _money(refunds.get(day))
+        refunded, lost = _money(refunds.get(day)), chargebacks.get(day, ZERO)
         rows.append(
             {
                 "date": day,
@@ -247,7 +254,8 @@ def sales_by_day(*, start: date, end: date) -> list[dict]:
                 "mercadopago": mercadopago,
                 "cash": cash,
                 "refunds": refunded,
-                "net": mercadopago + cash - refunded,
+                "chargebacks": lost,
+                "net": mercadopago + cash - refunded - lost,
             }
         )
     return rows
@@ -320,14 +328,7 @@ def sales_by_hour(*, start: date, end: date) -> list[dict]:
 def sales_report(*, start: date, end: date) -> dict:
     """Everything the page shows: {"summary", "days", "products", "terminals", "hours"}."""
     days = sales_by_day(start=start, end=end)
-    summary = _summary(
-        start,
-        end,
-        sum(day["orders"] for day in days),
-        sum((day["mercadopago"] for day in days), ZERO),
-        sum((day["cash"] for day in days), ZERO),
-        sum((day["refunds"] for day in days), ZERO),
-    )
+    summary = _summary(start, end, days)
     return {
         "summary": summary,
         "days": days,
@@ -349,13 +350,14 @@ def csv_text(value: str | None) -> str:
 def sales_csv_rows(*, start: date, end: date, section: str = "days") -> Iterator[list]:
     """Rows of sales.csv, header first. Sections:
 
-    - days (default): date, orders, gross, mercadopago, cash, refunds, net per local date, then "total";
+    - days (default): date, orders, gross, mercadopago, cash, refunds, chargebacks, net per local date,
+      then "total";
     - products: product_id, product_name, quantity, gross;
     - terminals: terminal_id, store, terminal, orders, gross;
     - hours: hour, orders, gross.
     """
     if section == "days":
-        columns = ["orders", "gross", "mercadopago", "cash", "refunds", "net"]
+        columns = ["orders", *MONEY_COLUMNS]
         yield ["date", *columns]
         days = sales_by_day(start=start, end=end)
         for day in days:

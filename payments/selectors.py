@@ -24,9 +24,14 @@ def kiosk_status(payment: Payment) -> str:
 
 
 def payment_for_kiosk(order: Order) -> Payment | None:
-    """The payment a kiosk follows: the one that paid the order if there is one, else the latest."""
+    """The payment a kiosk follows: the one that paid the order; else money held for review (the customer
+    must see the counter, not a QR); else the latest."""
     payments = Payment.objects.filter(order=order)
-    return payments.filter(settles=order).first() or payments.order_by("-created_at", "-id").first()
+    return (
+        payments.filter(settles=order).first()
+        or payments.filter(status__in=MONEY_HELD).order_by("-created_at", "-id").first()
+        or payments.order_by("-created_at", "-id").first()
+    )
 
 
 def refundable_amount(payment: Payment) -> Decimal:

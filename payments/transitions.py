@@ -69,6 +69,7 @@ ORDER_STATUS = {
 # A refund transaction's status: only these mean the money went back; only these mean it never will.
 REFUND_CONFIRMED = frozenset({"processed", "approved", "refunded", "accredited"})
 REFUND_FAILED = frozenset({"failed", "rejected", "canceled", "cancelled", "error"})
+MAX_AMOUNT = Decimal("99999999.99")  # what a money column (10 digits, 2 places) holds
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,9 @@ def decimal_or_none(value) -> Decimal | None:
         if value in (None, "") or isinstance(value, bool):
             return None
         amount = Decimal(str(value))
-        return amount.quantize(Decimal("0.01")) if amount.is_finite() else None
+        if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+            return None  # not an amount our books can hold: treated as unknown (and so held for review)
+        return amount.quantize(Decimal("0.01"))
     except (InvalidOperation, ValueError):
         return None
 
@@ -131,9 +134,13 @@ def interpret_order(mp_order: dict) -> ProviderState:
     payments = _dicts(transactions.get("payments"))
     first = payments[0] if payments else {}
     ours = ORDER_STATUS.get(status, Status.PENDING)
-    paid = decimal_or_none(mp_order.get("total_paid_amount")) or decimal_or_none(first.get("paid_amount"))
-    if paid is None and ours == Status.APPROVED:
+    stated = [v for v in (mp_order.get("total_paid_amount"), first.get("paid_amount")) if v not in (None, "")]
+    if stated:
+        paid = decimal_or_none(stated[0])  # stated but unreadable (or absurd): unknown, so never "to the cent"
+    elif ours == Status.APPROVED:  # paid, with no paid amount given: what the order asked for
         paid = decimal_or_none(first.get("amount")) or decimal_or_none(mp_order.get("total_amount"))
+    else:
+        paid = None
     reference = first.get("reference_id") or ""
     if not reference and isinstance(first.get("reference"), dict):
         reference = first["reference"].get("id") or ""  # the shape notifications use

@@ -28,9 +28,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from payments.gateway import GatewayError, GatewayRejected, gateway
-from payments.models import Payment, PaymentEvent, WebhookDelivery
+from payments.models import Payment, WebhookDelivery
 from payments.services.apply import payment_apply_provider_order, payment_note_notification, payment_record_chargeback
-from payments.services.ledger import record_event
 
 logger = logging.getLogger("payments.webhooks")
 Delivery = WebhookDelivery.Status
@@ -81,6 +80,8 @@ def verify_signature(*, header: str, data_id: str, request_id: str, secret: str,
         return Verdict("x-signature lacks ts or v1")
     if not re.fullmatch(r"[0-9]{1,20}", ts):
         return Verdict("x-signature ts is not a number")
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", v1):
+        return Verdict("x-signature v1 is not an HMAC-SHA256 hex digest")
     matched = ""
     for id_case, value in ((IdCase.AS_RECEIVED, data_id), (IdCase.LOWERCASE, data_id.lower())):
         manifest = signature_manifest(data_id=value, request_id=request_id, ts=ts)
@@ -133,12 +134,16 @@ def _is_legacy_ipn(query: dict) -> bool:
     return query.get("topic") in LEGACY_IPN_TOPICS and "data.id" not in query and "type" not in query
 
 
+# What anyone can send: rejected deliveries and unsigned IPNs. Throttled per client address, and purged.
+JUNK = Q(status=Delivery.REJECTED) | Q(signature_valid__isnull=True)
+
+
 def _throttled(remote_addr: str | None) -> bool:
     limit = settings.MERCADOPAGO_WEBHOOK_INVALID_PER_MINUTE
     if not limit:
         return False
     since = timezone.now() - timedelta(minutes=1)
-    recent = WebhookDelivery.objects.filter(remote_addr=remote_addr, received_at__gte=since, status=Delivery.REJECTED)
+    recent = WebhookDelivery.objects.filter(JUNK, remote_addr=remote_addr, received_at__gte=since)
     return recent.count() >= limit
 
 
@@ -165,7 +170,7 @@ def receive(request) -> Answer:
         )
     remote_addr = request.META.get("REMOTE_ADDR") or None
     rejected = bool(verdict.error)
-    if rejected and _throttled(remote_addr):
+    if (rejected or legacy) and _throttled(remote_addr):
         logger.warning("notification from %s refused unstored: too many invalid ones", remote_addr)
         return Answer(
             429, code="too_many_invalid_notifications", detail="Too many invalid notifications.", retry_after=60
@@ -241,14 +246,9 @@ def _note_legacy_ipn(delivery: WebhookDelivery) -> None:
     if payment is None:
         delivery.status, delivery.last_error = Delivery.IGNORED, "legacy IPN about nothing of ours"
     else:
+        # No ledger line: anyone can send this, so it only earns the payment an early look (the delivery,
+        # linked to the payment, is the trace).
         Payment.objects.filter(pk=payment.pk).update(check_requested_at=timezone.now())
-        record_event(
-            payment,
-            PaymentEvent.Type.NOTIFICATION_RECEIVED,
-            message=f"unsigned IPN {delivery.topic} (delivery {delivery.pk}): checked at the next reconcile",
-            provider_reference=f"delivery-{delivery.pk}",
-            actor="mercadopago",
-        )
         delivery.status, delivery.payment = Delivery.PROCESSED, payment
     delivery.processed_at = timezone.now()
     delivery.save(update_fields=["status", "last_error", "payment", "processed_at"])
@@ -345,9 +345,15 @@ def deliveries_retry(*, limit: int = 100) -> int:
     return done
 
 
+MAX_KEEP_DAYS = 36500
+
+
 def deliveries_purge(*, days: int | None = None, now=None) -> int:
-    """Deletes rejected deliveries (forged, unreadable) older than MERCADOPAGO_WEBHOOK_KEEP_REJECTED_DAYS."""
+    """Deletes what anyone could have sent (forged or unreadable deliveries, unsigned IPNs) older than
+    MERCADOPAGO_WEBHOOK_KEEP_REJECTED_DAYS. Genuine deliveries stay: they are the payments' audit trail."""
     days = settings.MERCADOPAGO_WEBHOOK_KEEP_REJECTED_DAYS if days is None else days
+    if not 0 <= days <= MAX_KEEP_DAYS:
+        raise ValueError(f"days must be 0..{MAX_KEEP_DAYS}")
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    deleted, _ = WebhookDelivery.objects.filter(status=Delivery.REJECTED, received_at__lt=cutoff).delete()
+    deleted, _ = WebhookDelivery.objects.filter(JUNK, received_at__lt=cutoff).delete()
     return deleted

@@ -53,6 +53,13 @@ def cashier(db):
     return client
 
 
+def form_key(client, url) -> str:
+    """The one-time key of the refund form as the admin page gives it."""
+    import re
+
+    return re.search(r'name="form_key" value="([0-9a-f]{32})"', client.get(url).content.decode())[1]
+
+
 def refund(payment, amount=None, reason="customer asked"):
     return refund_request(
         payment_id=payment.pk, amount=Decimal(amount) if amount else None, reason=reason, actor="boss"
@@ -194,19 +201,32 @@ def test_admin_refund_form_end_to_end(paid, manager_admin, manager_user, mercado
     url = f"/admin/payments/payment/{paid.pk}/refund/"
     page = manager_admin.get(url)
     assert page.status_code == 200
-    assert 'value="61.70"' in page.content.decode()  # defaults to the refundable remainder
+    assert 'value="61,70"' in page.content.decode()  # defaults to the refundable remainder, written in Portuguese
     number = Order.objects.get(pk=paid.order_id).number
+    key = form_key(manager_admin, url)
 
-    wrong = manager_admin.post(url, {"amount": "10.00", "reason": "cold", "confirm_order_number": number + 1})
+    wrong = manager_admin.post(
+        url, {"amount": "10.00", "reason": "cold", "confirm_order_number": number + 1, "form_key": key}
+    )
     assert wrong.status_code == 200 and "not this payment" in wrong.content.decode()
-    too_much = manager_admin.post(url, {"amount": "70.00", "reason": "cold", "confirm_order_number": number})
+    too_much = manager_admin.post(
+        url, {"amount": "70.00", "reason": "cold", "confirm_order_number": number, "form_key": key}
+    )
     assert "At most 61.70" in too_much.content.decode()
-    no_reason = manager_admin.post(url, {"amount": "10.00", "reason": "", "confirm_order_number": number})
+    no_reason = manager_admin.post(
+        url, {"amount": "10.00", "reason": "", "confirm_order_number": number, "form_key": key}
+    )
     assert no_reason.status_code == 200
     assert not Refund.objects.exists()
 
-    done = manager_admin.post(url, {"amount": "10.00", "reason": "cold", "confirm_order_number": number})
-    assert done.status_code == 302
+    done = manager_admin.post(
+        url, {"amount": "10,00", "reason": "cold", "confirm_order_number": number, "form_key": key}
+    )
+    assert done.status_code == 302  # "10,00": the Portuguese way of writing it
+    again = manager_admin.post(
+        url, {"amount": "10,00", "reason": "cold", "confirm_order_number": number, "form_key": key}
+    )
+    assert again.status_code == 302  # the same form sent twice (a double click): still one refund
     assert Refund.objects.get().amount == Decimal("10.00")
     record = AuditRecord.objects.get(action="Refund 10.00")
     assert (record.actor, record.reason, record.object_id) == (manager_user, "cold", str(paid.pk))
@@ -223,7 +243,8 @@ def test_admin_shows_mercado_pagos_refusal(paid, manager_admin, mercadopago):
     mercadopago.faults = [400]
     number = Order.objects.get(pk=paid.order_id).number
     response = manager_admin.post(
-        f"/admin/payments/payment/{paid.pk}/refund/", {"amount": "10.00", "reason": "x", "confirm_order_number": number}
+        f"/admin/payments/payment/{paid.pk}/refund/",
+        {"amount": "10.00", "reason": "x", "confirm_order_number": number, "form_key": "a" * 32},
     )
     assert response.status_code == 200
     assert "Mercado Pago refused the refund" in response.content.decode()

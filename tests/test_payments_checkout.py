@@ -303,3 +303,103 @@ def test_marking_paid_outside_mercado_pago_cancels_the_open_qr(kiosk, order, mer
     stored = Payment.objects.get()
     assert (stored.status, stored.provider_status) == ("cancelled", "canceled")
     assert gateway().get_order(payment["provider_order_id"])["status"] == "canceled"
+
+
+# --- Money held for review -------------------------------------------------------------------------
+
+
+def _superseded(kiosk, order, mercadopago):
+    """Two QRs for the order: the first given up on our clock, whose cancel at Mercado Pago failed."""
+    first = checkout(kiosk, order["id"]).json()["payment"]
+    expire_on_our_clock(first["id"])
+    mercadopago.faults = [None, "timeout", "timeout"]  # the new QR is made; cancelling the first fails
+    second = checkout(kiosk, order["id"]).json()["payment"]
+    return first, second
+
+
+def test_a_wrong_amount_on_an_old_qr_takes_the_other_qr_away(kiosk, order, mercadopago):
+    first, second = _superseded(kiosk, order, mercadopago)
+    mercadopago.pay(first["provider_order_id"], paid_amount="1.00")
+    mercadopago.deliver()
+    polled = poll(kiosk, order["id"])
+    assert (polled["payment"]["id"], polled["payment"]["status"]) == (first["id"], "under_review")
+    assert polled["payment"]["qr_data"] is None
+    assert Payment.objects.get(pk=second["id"]).status == "cancelled"
+    assert gateway().get_order(second["provider_order_id"])["status"] == "canceled"
+
+
+def test_checkout_refuses_when_money_arrived_for_review_while_its_qr_was_made(kiosk, order, mercadopago, monkeypatch):
+    from payments.simulator.client import SimulatorHttpClient
+
+    first = checkout(kiosk, order["id"]).json()["payment"]
+    expire_on_our_clock(first["id"])
+    real, done = SimulatorHttpClient.request, []
+
+    def create_while_the_old_qr_is_paid_wrong(self, method, url, *args, **kwargs):
+        answer = real(self, method, url, *args, **kwargs)
+        if method == "POST" and url.endswith("/v1/orders") and not done:
+            done.append(1)
+            mercadopago.pay(first["provider_order_id"], paid_amount="1.00")
+            mercadopago.deliver()
+        return answer
+
+    monkeypatch.setattr(SimulatorHttpClient, "request", create_while_the_old_qr_is_paid_wrong)
+    response = checkout(kiosk, order["id"])
+    assert (response.status_code, response.json()["code"]) == (409, "payment_under_review")
+    new = Payment.objects.exclude(pk=first["id"]).get()
+    assert new.status == "cancelled"
+    assert gateway().get_order(new.provider_order_id)["status"] == "canceled"
+
+
+@pytest.mark.parametrize("how", ["cancel", "paid at the counter"])
+def test_an_order_holding_money_for_review_is_neither_cancelled_nor_paid_another_way(kiosk, order, mercadopago, how):
+    from payments.services.checkout import PaymentUnderReview, order_mark_paid_outside
+
+    payment = checkout(kiosk, order["id"]).json()["payment"]
+    mercadopago.pay(payment["provider_order_id"], paid_amount="1.00")
+    mercadopago.deliver()
+    if how == "cancel":
+        response = kiosk.post(f"/api/v1/orders/{order['id']}/cancel/")
+        assert (response.status_code, response.json()["code"]) == (409, "payment_under_review")
+    else:
+        with pytest.raises(PaymentUnderReview):
+            order_mark_paid_outside(order_id=order["id"], actor="cashier")
+    assert Order.objects.get(pk=order["id"]).status == "awaiting_payment"
+    assert Payment.objects.get().status == "approved"  # the money waits for a person: approve or refund
+
+
+def test_cancel_stale_orders_asks_mercado_pago_first_and_keeps_an_order_paid_in_time(
+    kiosk, order, mercadopago, settings
+):
+    """Paid before the QR ran out, but the notification is late (Mercado Pago re-sends every 15 minutes)."""
+    payment = checkout(kiosk, order["id"]).json()["payment"]
+    mercadopago.pay(payment["provider_order_id"])
+    Order.objects.filter(pk=order["id"]).update(created_at=timezone.now() - settings.ORDER_PAYMENT_TIMEOUT * 2)
+    Payment.objects.filter(pk=payment["id"]).update(
+        expires_at=timezone.now() - settings.MERCADOPAGO_QR_GRACE - datetime.timedelta(seconds=1)
+    )
+    call_command("cancel_stale_orders")
+    mercadopago.deliver()
+    assert Order.objects.get(pk=order["id"]).status == "received"
+    assert not Payment.objects.get().refunds.exists()
+
+
+def test_cancel_stale_orders_waits_when_mercado_pago_cannot_say(kiosk, order, mercadopago, settings):
+    payment = checkout(kiosk, order["id"]).json()["payment"]
+    Order.objects.filter(pk=order["id"]).update(created_at=timezone.now() - settings.ORDER_PAYMENT_TIMEOUT * 2)
+    Payment.objects.filter(pk=payment["id"]).update(expires_at=timezone.now() - datetime.timedelta(hours=1))
+    mercadopago.faults = ["timeout", "timeout"]
+    call_command("cancel_stale_orders")
+    assert Order.objects.get(pk=order["id"]).status == "awaiting_payment"
+    call_command("cancel_stale_orders")
+    assert Order.objects.get(pk=order["id"]).status == "cancelled"
+
+
+def test_reconcile_rereads_a_given_up_qr_mercado_pago_last_called_processing(kiosk, order, mercadopago):
+    first, _ = _superseded(kiosk, order, mercadopago)
+    Payment.objects.filter(pk=first["id"]).update(provider_status="processing")
+    mercadopago.pay(first["provider_order_id"])  # its notification is lost
+    Payment.objects.update(updated_at=timezone.now() - datetime.timedelta(minutes=5))
+    call_command("reconcile_payments")
+    assert Payment.objects.get(pk=first["id"]).status == "approved"
+    assert Order.objects.get(pk=order["id"]).status == "received"

@@ -279,4 +279,5 @@ def test_a_chargeback_is_its_own_status_and_goes_to_review_never_refunded(kiosk,
     assert [change for change in status_changes(stored) if change[1] == "charged_back"] == [
         ("approved", "charged_back")
     ]
+    assert PaymentEvent.objects.filter(payment=stored, type="chargeback").count() == 1  # two reports, one fact
     assert poll(kiosk, order["id"])["payment"]["status"] == "charged_back"

@@ -208,6 +208,9 @@ def test_the_same_key_for_another_refund_is_refused(paid, mercadopago, manager):
     )
     other = manager.post(url, {"amount": "20.00", "reason": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
     assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    for body in ({"reason": "x"}, {"amount": "10.00", "reason": "another reason"}):  # "everything"; reworded
+        other = manager.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+        assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused"), body
     assert Refund.objects.count() == 1
 
 

@@ -138,6 +138,7 @@ def test_summary(data):
         "mercadopago": D("87.60"),
         "cash": D("35.80"),
         "refunds": D("15.00"),
+        "chargebacks": D("0.00"),
         "net": D("108.40"),
         "average_ticket": D("30.85"),
     }
@@ -327,12 +328,12 @@ def test_sales_csv(client, manager_user, data):
     response = _client_for(client, manager_user).get("/admin/reports/sales.csv", RANGE)
     assert response["Content-Disposition"] == 'attachment; filename="sales-2025-03-10-2025-03-13.csv"'
     assert _csv(response) == (
-        "date,orders,gross,mercadopago,cash,refunds,net\r\n"
-        "2025-03-10,2,87.60,87.60,0.00,0.00,87.60\r\n"
-        "2025-03-11,0,0.00,0.00,0.00,10.00,-10.00\r\n"
-        "2025-03-12,1,9.90,0.00,9.90,0.00,9.90\r\n"
-        "2025-03-13,1,25.90,0.00,25.90,5.00,20.90\r\n"
-        "total,4,123.40,87.60,35.80,15.00,108.40\r\n"
+        "date,orders,gross,mercadopago,cash,refunds,chargebacks,net\r\n"
+        "2025-03-10,2,87.60,87.60,0.00,0.00,0.00,87.60\r\n"
+        "2025-03-11,0,0.00,0.00,0.00,10.00,0.00,-10.00\r\n"
+        "2025-03-12,1,9.90,0.00,9.90,0.00,0.00,9.90\r\n"
+        "2025-03-13,1,25.90,0.00,25.90,5.00,0.00,20.90\r\n"
+        "total,4,123.40,87.60,35.80,15.00,0.00,108.40\r\n"
     )
 
 
@@ -436,8 +437,9 @@ def test_a_scripted_day_agrees_with_the_ledger_everywhere(
     _, pay_b = sell([{"product_id": burger, "quantity": 1}])  # 25.90
     c, pay_c = sell([{"product_id": burger, "quantity": 1}])  # 25.90, cancelled, then paid: refunded
     _, pay_e = sell([{"product_id": burger, "quantity": 1}])  # 25.90, refund still pending at the end
+    _, pay_f = sell([{"product_id": burger, "quantity": 1}])  # 25.90, then charged back by the buyer's bank
     d = place(kiosk, [{"product_id": juice, "quantity": 1}]).json()  # 9.90, paid in cash
-    for paid in (pay_a, pay_b, pay_e, pay_c):
+    for paid in (pay_a, pay_b, pay_e, pay_f, pay_c):
         mercadopago.pay(paid["provider_order_id"])
     kiosk.post(f"/api/v1/orders/{c['id']}/cancel/")  # the kiosk gives up on C just as its customer pays
     mercadopago.deliver()
@@ -447,6 +449,8 @@ def test_a_scripted_day_agrees_with_the_ledger_everywhere(
     refund_request(payment_id=pay_b["id"], amount=None, reason="wrong order", actor="boss")
     mercadopago.settle()
     refund_request(payment_id=pay_e["id"], amount=D("5.00"), reason="missing straw", actor="boss")  # not confirmed
+    mercadopago.pay(pay_f["provider_order_id"], "charged_back")
+    mercadopago.deliver()
 
     assert Order.objects.get(pk=c["id"]).status == "cancelled" and Order.objects.get(pk=c["id"]).received_at is None
     assert Payment.objects.get(pk=pay_c["id"]).status == "refunded"
@@ -458,18 +462,19 @@ def test_a_scripted_day_agrees_with_the_ledger_everywhere(
     ledger_refunds = sum(
         (e.amount for e in PaymentEvent.objects.filter(type="refund_succeeded", payment__in=sold)), D("0.00")
     )
-    assert summary["orders"] == 4  # A, B (refunded, still a sale), D (cash), E
-    assert summary["gross"] == D("123.40")
-    assert summary["mercadopago"] == sum((p.paid_amount for p in sold), D("0.00")) == D("113.50")
+    assert summary["orders"] == 5  # A, B (refunded, still a sale), D (cash), E, F (charged back, still a sale)
+    assert summary["gross"] == D("149.30")
+    assert summary["mercadopago"] == sum((p.paid_amount for p in sold), D("0.00")) == D("139.40")
     assert summary["cash"] == D("9.90")
     assert summary["refunds"] == ledger_refunds == D("35.90")  # C's automatic refund is in neither column
+    assert summary["chargebacks"] == Payment.objects.get(pk=pay_f["id"]).paid_amount == D("25.90")
     assert summary["net"] == D("87.50")
 
     _client_for(client, manager_user)
     days = list(csv.reader(io.StringIO(_csv(client.get("/admin/reports/sales.csv", {"start": today, "end": today})))))
-    assert days[1][1:] == days[2][1:] == ["4", "123.40", "113.50", "9.90", "35.90", "87.50"]
+    assert days[1][1:] == days[2][1:] == ["5", "149.30", "139.40", "9.90", "35.90", "25.90", "87.50"]
     rows = list(csv.DictReader(io.StringIO(_csv(client.get("/admin/reports/payments.csv")))))
-    assert len(rows) == 4
+    assert len(rows) == 5
     for row in rows:
         payment = Payment.objects.get(pk=row["payment_id"])
         assert D(row["refunded"]) == payment.refunded_amount()  # the ledger's figure

@@ -95,5 +95,10 @@ class Migration(migrations.Migration):
             model_name='webhookdelivery',
             index=models.Index(fields=['remote_addr', 'received_at'], name='delivery_addr_received'),
         ),
+        migrations.AddField(
+            model_name='refund',
+            name='requested_amount',
+            field=models.DecimalField(blank=True, decimal_places=2, editable=False, max_digits=10, null=True),
+        ),
         migrations.RunPython(backfill_refunds, migrations.RunPython.noop),
     ]

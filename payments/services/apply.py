@@ -57,7 +57,7 @@ def payment_apply_provider_order(*, mp_order: dict, source: str) -> Payment | No
         if payment.status in MONEY_TAKEN:
             refunds.apply_provider_refunds(order, payment, state, payload=mp_order)
             for chargeback in state.chargebacks:
-                _chargeback(payment, f"{chargeback.id}:{chargeback.status}", chargeback.status, mp_order, source)
+                _chargeback(payment, chargeback.id, chargeback.status, mp_order, source)
             payment.save()
     # Mercado Pago is called after the commit (never inside a transaction or while a lock is held).
     if cancel_ids:
@@ -98,11 +98,19 @@ def _money_received(
             f"{order.total} and the QR asked for {payment.amount}. Held for a person to decide.",
             payload=mp_order,
         )
-        return False, []
+        # Money is held for this order now: no other QR of it may still take the customer's money.
+        return False, give_up_other_qrs(order, payment, message=f"money of payment {payment.pk} held for review")
     payment.settles = order
     order_services.order_mark_paid(order_id=order.pk)
     if previous != Status.PENDING:
         record_event(payment, Event.STATUS_CHANGED, message=f"a QR given up ({previous}) paid order #{order.number}")
+    logger.info("payment %s approved: order #%s to the kitchen", payment.pk, order.number)
+    return False, give_up_other_qrs(order, payment, message=f"order #{order.number} paid by payment {payment.pk}")
+
+
+def give_up_other_qrs(order: Order, payment: Payment, *, message: str) -> list[int]:
+    """Cancels the order's other pending payments (rows locked here; the order is locked by the caller).
+    Returns those with a QR to cancel at Mercado Pago after the commit."""
     others = list(
         Payment.objects.select_for_update()
         .filter(order=order, status=Status.PENDING)
@@ -110,22 +118,23 @@ def _money_received(
         .order_by("pk")
     )
     for other in others:
-        move_status(other, Status.CANCELLED, message=f"order #{order.number} paid by payment {payment.pk}")
+        move_status(other, Status.CANCELLED, message=message)
         other.save()
-    logger.info("payment %s approved: order #%s to the kitchen", payment.pk, order.number)
-    return False, [other.pk for other in others if other.provider_order_id]
+    return [other.pk for other in others if other.provider_order_id]
 
 
 def _chargeback(payment: Payment, reference: str, status: str, payload, source: str) -> None:
     """A chargeback Mercado Pago reports (the order's `transactions.chargebacks`, or the Payments API's
-    `charged_back`): recorded once per id and status, the payment becomes `charged_back` (never `refunded`)
-    and goes to review, because the dispute is answered in Mercado Pago's panel."""
+    `charged_back`): the payment becomes `charged_back` (never `refunded`) and goes to review, because the
+    dispute is answered in Mercado Pago's panel. Both sources describe the same dispute, so the ledger has one
+    line per phase of it (opened, closed), whichever reported it first."""
+    phase = "closed" if status == "closed" else "opened"
     recorded = record_event(
         payment,
         Event.CHARGEBACK,
-        message=f"Chargeback {reference} ({status or 'reported'}) from {source}",
+        message=f"Chargeback {reference} {phase} ({status or 'reported'}), from {source}",
         payload=payload,
-        provider_reference=f"chargeback-{reference}"[:100],
+        provider_reference=f"chargeback-{phase}",
         actor="mercadopago",
     )
     if recorded is None:

@@ -20,7 +20,7 @@ from orders.models import Order
 from payments.gateway import GatewayError, gateway
 from payments.models import Payment, PaymentEvent
 from payments.selectors import money_held_for_review
-from payments.services.apply import cancel_at_provider
+from payments.services.apply import cancel_at_provider, payment_apply_provider_order
 from payments.services.ledger import move_status, record_event
 from payments.transitions import MONEY_HELD, MONEY_TAKEN
 
@@ -112,7 +112,12 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
         locked.last_error = ""
         record_event(locked, Event.QR_CREATED, payload=mp_order, provider_reference=locked.provider_order_id)
         paid_by_this_qr = locked.status in MONEY_TAKEN  # its notification was faster than this answer
-        if not paid_by_this_qr and (order.status != Order.Status.AWAITING_PAYMENT or locked.status != Status.PENDING):
+        if not paid_by_this_qr and money_held_for_review(order):
+            # Money for this order arrived meanwhile (through an older QR) and waits for a person.
+            move_status(locked, Status.CANCELLED, message="money for the order is held for review: QR not needed")
+            given_up.append(locked.pk)
+            refused = PaymentUnderReview(f"A payment for order #{order.number} is waiting for staff review.")
+        elif not paid_by_this_qr and (order.status != Order.Status.AWAITING_PAYMENT or locked.status != Status.PENDING):
             move_status(locked, Status.CANCELLED, message=f"order #{order.number} is '{order.status}': QR not needed")
             given_up.append(locked.pk)
             refused = OrderNotPayable(
@@ -148,9 +153,20 @@ def _give_up_open_qrs(order_id, *, message: str, actor: str) -> list[int]:
     return [payment.pk for payment in pending if payment.provider_order_id]
 
 
+def _refuse_while_money_is_held(order_id) -> None:
+    """Money held for review belongs to this order until a person decides (approve it, or refund it):
+    cancelling the order or taking the money another way first would leave it unexplained."""
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if order.status == Order.Status.AWAITING_PAYMENT and money_held_for_review(order):
+        raise PaymentUnderReview(
+            f"A payment for order #{order.number} is waiting for staff review: approve it or refund it first."
+        )
+
+
 def order_cancel_unpaid(*, order_id, reason: str = Order.CancelReason.CUSTOMER, actor: str = "system") -> Order:
     """Cancels an unpaid order, releases its stock, and cancels its open QR at Mercado Pago (after commit)."""
     with transaction.atomic():
+        _refuse_while_money_is_held(order_id)
         order = order_services.order_cancel(order_id=order_id, reason=reason)
         to_cancel = _give_up_open_qrs(order_id, message=f"order cancelled ({reason})", actor=actor)
         transaction.on_commit(lambda: cancel_at_provider(to_cancel))
@@ -161,6 +177,7 @@ def order_mark_paid_outside(*, order_id, actor: str) -> Order:
     """Staff took the money another way (cash, card machine): the order goes to the kitchen and its open
     QR is cancelled at Mercado Pago, so the customer cannot pay twice (money that still comes is refunded)."""
     with transaction.atomic():
+        _refuse_while_money_is_held(order_id)
         order = order_services.order_mark_paid(order_id=order_id)
         to_cancel = _give_up_open_qrs(order_id, message="order paid outside Mercado Pago", actor=actor)
         transaction.on_commit(lambda: cancel_at_provider(to_cancel))
@@ -180,6 +197,8 @@ def orders_cancel_stale(*, now=None) -> int:
     )
     cancelled = 0
     for order_id in list(candidates):
+        if not _mercado_pago_agrees_unpaid(order_id):
+            continue  # paid after all (a late notification), or Mercado Pago cannot tell now: not yet
         with transaction.atomic():
             order = Order.objects.select_for_update().get(pk=order_id)
             if (
@@ -192,6 +211,24 @@ def orders_cancel_stale(*, now=None) -> int:
             transaction.on_commit(lambda ids=to_cancel: cancel_at_provider(ids))
             cancelled += 1
     return cancelled
+
+
+def _mercado_pago_agrees_unpaid(order_id) -> bool:
+    """Before giving an order up, reads its QRs from Mercado Pago (outside any transaction) and applies what it
+    says: a QR paid in time whose notification is late pays the order now instead of being refunded later."""
+    qrs = Payment.objects.filter(
+        order_id=order_id, status__in=[Status.PENDING, Status.EXPIRED, Status.REJECTED], provider_order_id__isnull=False
+    )
+    for payment in list(qrs):
+        try:
+            mp_order = gateway().get_order(payment.provider_order_id)
+        except GatewayError as exc:
+            logger.warning("stale order %s left for later: %s", order_id, exc.message)
+            return False
+        payment_apply_provider_order(mp_order=mp_order, source="stale order check")
+    return Order.objects.filter(pk=order_id, status=Order.Status.AWAITING_PAYMENT).exists() and not (
+        money_held_for_review(Order(pk=order_id))
+    )
 
 
 def _orders_still_payable(now):

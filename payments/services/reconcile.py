@@ -14,7 +14,7 @@ from payments.models import Payment, Refund
 from payments.services.apply import cancel_at_provider, payment_apply_provider_order
 from payments.services.ledger import move_status
 from payments.services.refunds import refunds_retry_due
-from payments.transitions import MONEY_HELD, interpret_order
+from payments.transitions import MONEY_HELD, ORDER_STATUS, interpret_order
 
 logger = logging.getLogger("payments")
 Status = Payment.Status
@@ -23,10 +23,12 @@ Status = Payment.Status
 def payments_to_check(*, now) -> Q:
     """Payments whose truth at Mercado Pago may differ from ours."""
     min_age = now - timedelta(seconds=30)
-    still_open = Q(status=Status.PENDING, updated_at__lt=min_age) | Q(
-        status__in=[Status.CANCELLED, Status.EXPIRED],
-        provider_status__in=["", "created", "action_required", "at_terminal"],
-        updated_at__lt=min_age,
+    # Our side gave the QR up (or saw it declined) while Mercado Pago last called it payable: it may still be paid.
+    payable_words = ["", *(word for word, status in ORDER_STATUS.items() if status == Status.PENDING)]
+    still_open = (
+        Q(status=Status.PENDING, updated_at__lt=min_age)
+        | Q(status__in=[Status.CANCELLED, Status.EXPIRED], provider_status__in=payable_words, updated_at__lt=min_age)
+        | Q(status=Status.REJECTED, expires_at__gt=now - settings.MERCADOPAGO_QR_GRACE, updated_at__lt=min_age)
     )
     # Settled payments still change at Mercado Pago (a refund made in its panel, a chargeback): look at
     # recent ones now and then, in case their notification never came or never verified.
@@ -51,10 +53,13 @@ def payments_reconcile(*, limit: int = 200) -> tuple[int, int]:
     for payment in list(candidates):
         try:
             mp_order = gateway().get_order(payment.provider_order_id)
+            applied = payment_apply_provider_order(mp_order=mp_order, source="reconcile")
         except GatewayError as exc:
             logger.warning("reconcile: payment %s: %s", payment.pk, exc.message)
             continue
-        applied = payment_apply_provider_order(mp_order=mp_order, source="reconcile")
+        except Exception:  # one payment Mercado Pago describes oddly must not stop the others
+            logger.exception("reconcile: payment %s could not be applied", payment.pk)
+            continue
         Payment.objects.filter(pk=payment.pk, check_requested_at__lte=now).update(check_requested_at=None)
         checked += 1
         if (

@@ -15,7 +15,7 @@ X-Idempotency-Key, and the caller's Idempotency-Key is bound to the row (`reques
 import hashlib
 import logging
 from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -40,6 +40,8 @@ RETRY_LATER_CODES = {"refund_in_progress", "movement_operations_pending", "idemp
 ATTEMPT_LEASE = timedelta(seconds=60)
 MAX_RETRY_DELAY = timedelta(minutes=15)
 FLAG_AFTER_ATTEMPTS = 10
+MAX_AMOUNT = Decimal("99999999.99")  # what a money column (10 digits, 2 places) holds
+MAX_REASON_LENGTH = 500
 
 
 class RefundNotAllowed(DomainError):
@@ -55,6 +57,18 @@ class RefundAmountInvalid(DomainError):
 class RefundKeyReused(DomainError):
     status = 422
     code = "idempotency_key_reused"
+
+
+def _cents(value) -> Decimal:
+    """An amount as asked: a finite decimal with at most two places, within what the books can hold."""
+    try:
+        amount = Decimal(str(value))
+        exact = amount.is_finite() and abs(amount) <= MAX_AMOUNT and amount == amount.quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        exact = False
+    if not exact:
+        raise RefundAmountInvalid(f"'{value}' is not an amount such as 10.00.")
+    return amount.quantize(Decimal("0.01"))
 
 
 def request_key_for(*, caller: str, key: str) -> str:
@@ -79,10 +93,13 @@ def refund_request(
     """
     if not reason or not reason.strip():
         raise RefundAmountInvalid("A refund needs a reason.")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise RefundAmountInvalid(f"A refund's reason has at most {MAX_REASON_LENGTH} characters.")
+    amount = None if amount is None else _cents(amount)
     if request_key:
         earlier = Refund.objects.filter(request_key=request_key).first()
         if earlier is not None:
-            return _continue(earlier, payment_id=payment_id, amount=amount)
+            return _continue(earlier, payment_id=payment_id, amount=amount, reason=reason)
     with transaction.atomic():
         order_id = Payment.objects.values_list("order_id", flat=True).get(pk=payment_id)
         Order.objects.select_for_update().get(pk=order_id)
@@ -90,7 +107,8 @@ def refund_request(
         if payment.status not in MONEY_HELD or not payment.provider_order_id:
             raise RefundNotAllowed(f"Payment {payment.pk} is '{payment.status}': there is no money to give back.")
         refundable = refundable_amount(payment)
-        amount = refundable if amount is None else Decimal(amount).quantize(Decimal("0.01"))
+        asked = None if amount is None else Decimal(amount).quantize(Decimal("0.01"))
+        amount = refundable if asked is None else asked
         if amount <= 0 or amount > refundable:
             raise RefundAmountInvalid(f"Refund must be between 0.01 and {refundable}; asked for {amount}.")
         nothing_refunded_yet = not payment.refunds.exclude(status=RefundStatus.FAILED).exists()
@@ -99,6 +117,7 @@ def refund_request(
                 refund = Refund.objects.create(
                     payment=payment,
                     amount=amount,
+                    requested_amount=asked,
                     full=nothing_refunded_yet and amount == payment.paid_amount,
                     reason=reason.strip(),
                     requested_by=actor,
@@ -117,12 +136,16 @@ def refund_request(
                 provider_reference=refund.idempotency_key,
             )
     if refund is None:
-        return _continue(Refund.objects.get(request_key=request_key), payment_id=payment_id, amount=amount)
+        return _continue(
+            Refund.objects.get(request_key=request_key), payment_id=payment_id, amount=asked, reason=reason
+        )
     return refund_attempt(refund_id=refund.pk)
 
 
-def _continue(refund: Refund, *, payment_id, amount) -> Refund:
-    if str(refund.payment_id) != str(payment_id) or (amount is not None and Decimal(amount) != refund.amount):
+def _continue(refund: Refund, *, payment_id, amount, reason: str) -> Refund:
+    """The same request again continues its refund; another request with the same key is refused."""
+    asked = None if amount is None else Decimal(amount).quantize(Decimal("0.01"))
+    if str(refund.payment_id) != str(payment_id) or asked != refund.requested_amount or reason.strip() != refund.reason:
         raise RefundKeyReused(
             "This Idempotency-Key was already used for another refund; use a new key for a new refund."
         )
@@ -242,7 +265,7 @@ def _record_answer(refund_id, answer: dict) -> Refund:
 def _follow(payment: Payment, refund: Refund, reported: ProviderRefund, *, payload) -> None:
     """Moves our refund row to what Mercado Pago reports of its refund (rows locked; saved here)."""
     refund.provider_status = reported.status[:30]
-    if reported.amount is not None and reported.amount != refund.amount:
+    if reported.amount is not None and reported.amount != refund.amount and refund.status != RefundStatus.SUCCEEDED:
         # The ledger records what Mercado Pago refunded. For a full refund that is "whatever was left";
         # for a partial one a difference is odd enough for a person to look.
         if not refund.full:

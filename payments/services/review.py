@@ -13,7 +13,12 @@ from orders import services as order_services
 from orders.models import Order
 from payments.gateway import gateway
 from payments.models import Payment, PaymentEvent, Refund
-from payments.services.apply import payment_apply_provider_order, payment_record_chargeback
+from payments.services.apply import (
+    cancel_at_provider,
+    give_up_other_qrs,
+    payment_apply_provider_order,
+    payment_record_chargeback,
+)
 from payments.services.ledger import move_status, record_event
 from payments.transitions import interpret_order
 
@@ -74,9 +79,11 @@ def payment_review_approve(*, payment_id, actor: str, comment: str = "") -> Paym
         payment.needs_review = False
         payment.save()
         order_services.order_mark_paid(order_id=order.pk)
+        others = give_up_other_qrs(order, payment, message=f"order #{order.number} paid by payment {payment.pk}")
         record_event(
             payment, Event.REVIEW_RESOLVED, message=f"Approved and sent to the kitchen. {comment}".strip(), actor=actor
         )
+    cancel_at_provider(others)
     return payment
 
 

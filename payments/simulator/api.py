@@ -90,13 +90,22 @@ class Call:
     application_id: str = ""
 
     def json(self) -> object:
-        """The body as JSON; None when there is none."""
+        """The body as JSON; None when there is none. Text must be text (no lone surrogates) and numbers finite,
+        as a real JSON API parser insists, so nothing unstorable gets past this point."""
         if not self.body.strip():
             return None
         try:
-            return json.loads(self.body)
+            parsed = json.loads(self.body, parse_constant=_refuse_constant)
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
         except (ValueError, RecursionError) as exc:
             raise orders_error(400, "json_syntax_error", f"The body is not valid JSON: {exc}.")
+        except UnicodeEncodeError:
+            raise orders_error(400, "json_syntax_error", "The body holds text that is not valid Unicode.")
+        return parsed
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def dispatch(
@@ -148,7 +157,7 @@ def _authenticate(headers: dict[str, str], payments_api: bool) -> tuple[str, str
             raise payments_error(401, "unauthorized", "invalid access token")
         raise orders_error(401, "unauthorized", "The access token is missing or invalid.")
     match = _TOKEN.match(token)
-    if match:
+    if match and len(match["user"]) <= 32 and len(match["application"]) <= 32:  # what the ids' columns hold
         return match["user"], match["application"]
     return DEFAULT_USER_ID, DEFAULT_APPLICATION_ID
 
@@ -333,7 +342,7 @@ def _validate_create(data: object) -> dict:
 
     expiration_time = data.get("expiration_time", DEFAULT_EXPIRATION)
     _require_type(expiration_time, str, "$.expiration_time", "a string")
-    duration = parse_duration(expiration_time)
+    duration = parse_duration(expiration_time) if len(expiration_time) <= 40 else None
     if duration is None:
         raise orders_error(
             400, "property_value", "expiration_time must be an ISO-8601 duration, e.g. PT15M.", ["$.expiration_time"]

@@ -36,6 +36,7 @@ REFUND_OUTCOMES = ("processed", "failed")
 logger = logging.getLogger(__name__)
 
 MAX_DUPLICATES = 10
+MAX_PAID_AMOUNT = Decimal(10) ** 10  # SimPayment.paid_amount holds 12 digits, 2 of them decimals
 MAX_DELAY_S = 30
 
 
@@ -78,7 +79,12 @@ def _parse_paid_amount(value) -> Decimal:
         raise orders_error(400, "property_type", "paid_amount must be a string.", ["$.paid_amount"])
     try:
         amount = Decimal(value) if len(value) <= 20 else None
-        exact = amount is not None and amount.is_finite() and amount == amount.quantize(shapes.TWO_PLACES)
+        exact = (
+            amount is not None
+            and amount.is_finite()
+            and amount < MAX_PAID_AMOUNT
+            and amount == amount.quantize(shapes.TWO_PLACES)
+        )
     except InvalidOperation:
         amount, exact = None, False
     if not exact or amount <= 0:

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from payments.management.arguments import bounded_int
 from payments.services.reconcile import payments_reconcile
 
 
@@ -10,7 +11,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--limit", type=int, default=200, help="At most this many payments per run.")
+        parser.add_argument(
+            "--limit", type=bounded_int(1, 10_000), default=200, help="1 to 10000: at most this many payments per run."
+        )
 
     def handle(self, *args, limit, **options):
         checked, refunds = payments_reconcile(limit=limit)
