@@ -220,3 +220,29 @@ def migration_data(db):
     importlib.import_module("orders.migrations.0002_roles_and_pickup_counter").create_roles(apps, None)
     importlib.import_module("payments.migrations.0002_manager_permissions").grant(apps, None)
     importlib.import_module("kiosk.migrations.0003_manager_audit_permission").grant(apps, None)
+
+
+# --- Orders and payments a test starts from -------------------------------------------------------
+
+
+@pytest.fixture
+def order(kiosk, menu):
+    """An order of 61.70 (2 x X-Burger 25.90 + Suco 9.90) placed at the kiosk, not checked out yet."""
+    body = place(
+        kiosk, [{"product_id": menu["burger"].pk, "quantity": 2}, {"product_id": menu["juice"].pk, "quantity": 1}]
+    )
+    assert body.status_code == 201
+    return body.json()
+
+
+@pytest.fixture
+def paid(kiosk, order, mercadopago):
+    """That order, paid through the simulator (its notification delivered) and in the kitchen queue."""
+    from payments.models import Payment
+
+    payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key()).json()["payment"]
+    mercadopago.pay(payment["provider_order_id"])
+    mercadopago.deliver()
+    stored = Payment.objects.get(pk=payment["id"])
+    assert stored.status == "approved"
+    return stored

@@ -25,20 +25,6 @@ def _migration_data(migration_data):
 
 
 @pytest.fixture
-def paid(kiosk, menu, mercadopago):
-    """An order of 61.70, paid through the simulator and in the kitchen queue."""
-    order = place(
-        kiosk, [{"product_id": menu["burger"].pk, "quantity": 2}, {"product_id": menu["juice"].pk, "quantity": 1}]
-    ).json()
-    payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key()).json()["payment"]
-    mercadopago.pay(payment["provider_order_id"])
-    mercadopago.deliver()
-    stored = Payment.objects.get(pk=payment["id"])
-    assert stored.status == "approved"
-    return stored
-
-
-@pytest.fixture
 def manager_admin(manager_user):
     client = Client()
     client.force_login(manager_user)

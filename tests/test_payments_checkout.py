@@ -15,7 +15,7 @@ from django.utils import timezone
 from orders.models import Order
 from payments.gateway import CalledInsideTransaction, gateway
 from payments.models import Payment, PaymentEvent
-from tests.conftest import new_key, place
+from tests.conftest import new_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,15 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _migration_data(migration_data):
     """Roles, permissions and the pickup counter, as the migrations made them."""
-
-
-@pytest.fixture
-def order(kiosk, menu):
-    body = place(
-        kiosk, [{"product_id": menu["burger"].pk, "quantity": 2}, {"product_id": menu["juice"].pk, "quantity": 1}]
-    )
-    assert body.status_code == 201
-    return body.json()
 
 
 def checkout(client, order_id, key=None):

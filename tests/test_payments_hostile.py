@@ -16,6 +16,13 @@ from tests.conftest import new_key, place
 URL = "/api/v1/webhooks/mercadopago/"
 AUTH = {"Authorization": "Bearer APP_USR-SIMULATOR", "x-idempotency-key": "k"}
 transactional = pytest.mark.django_db(transaction=True)
+QR_ORDER = {
+    "type": "qr",
+    "external_reference": "kp-x",
+    "total_amount": "10.00",
+    "config": {"qr": {"external_pos_id": "POS1", "mode": "dynamic"}},
+    "transactions": {"payments": [{"amount": "10.00"}]},
+}
 
 
 def post(query, body="{}", **headers):
@@ -82,14 +89,7 @@ def test_unsigned_ipns_add_no_ledger_lines_are_throttled_and_purged(paid, mercad
     ],
 )
 def test_the_simulator_refuses_what_it_could_not_store(body):
-    order = {
-        "type": "qr",
-        "external_reference": "kp-x",
-        "total_amount": "10.00",
-        "config": {"qr": {"external_pos_id": "POS1", "mode": "dynamic"}},
-        "transactions": {"payments": [{"amount": "10.00"}]},
-        **body,
-    }
+    order = {**QR_ORDER, **body}
     raw = json.dumps(order, allow_nan=True).encode("utf-8", "surrogatepass")
     status, answer = dispatch("POST", "/v1/orders", headers=AUTH, body=raw)
     assert status == 400 and answer["errors"][0]["code"] in ("json_syntax_error", "property_value"), answer
@@ -98,13 +98,7 @@ def test_the_simulator_refuses_what_it_could_not_store(body):
 @pytest.mark.django_db
 def test_the_simulator_takes_an_absurd_token_as_the_default_user():
     token = f"APP_USR-{'1' * 100}-1-ab-{'2' * 100}"
-    order = {
-        "type": "qr",
-        "external_reference": "kp-y",
-        "total_amount": "10.00",
-        "config": {"qr": {"external_pos_id": "POS1", "mode": "dynamic"}},
-        "transactions": {"payments": [{"amount": "10.00"}]},
-    }
+    order = {**QR_ORDER, "external_reference": "kp-y"}
     status, _ = dispatch(
         "POST", "/v1/orders", headers={**AUTH, "Authorization": f"Bearer {token}"}, body=json.dumps(order)
     )

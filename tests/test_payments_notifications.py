@@ -21,7 +21,7 @@ from payments.gateway import gateway
 from payments.models import Payment, PaymentEvent, Refund, WebhookDelivery
 from payments.services.apply import payment_apply_provider_order
 from payments.webhooks import signature_manifest
-from tests.conftest import new_key, place
+from tests.conftest import new_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,15 +29,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _migration_data(migration_data):
     """Roles, permissions and the pickup counter, as the migrations made them."""
-
-
-@pytest.fixture
-def order(kiosk, menu):
-    body = place(
-        kiosk, [{"product_id": menu["burger"].pk, "quantity": 2}, {"product_id": menu["juice"].pk, "quantity": 1}]
-    )
-    assert body.status_code == 201
-    return body.json()
 
 
 def checkout(client, order_id):

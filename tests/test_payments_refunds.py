@@ -16,7 +16,6 @@ from payments.models import Payment, PaymentEvent, Refund
 from payments.services.refunds import RefundAmountInvalid, refund_request
 from payments.simulator.client import SimulatorHttpClient
 from payments.simulator.models import SimNotification, SimRefund
-from tests.conftest import new_key, place
 
 pytestmark = pytest.mark.django_db(transaction=True)
 D = Decimal
@@ -25,20 +24,6 @@ D = Decimal
 @pytest.fixture(autouse=True)
 def _migration_data(migration_data):
     """Roles, permissions and the pickup counter, as the migrations made them."""
-
-
-@pytest.fixture
-def paid(kiosk, menu, mercadopago):
-    """An order of 61.70, paid through the simulator and in the kitchen queue."""
-    order = place(
-        kiosk, [{"product_id": menu["burger"].pk, "quantity": 2}, {"product_id": menu["juice"].pk, "quantity": 1}]
-    ).json()
-    payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key()).json()["payment"]
-    mercadopago.pay(payment["provider_order_id"])
-    mercadopago.deliver()
-    stored = Payment.objects.get(pk=payment["id"])
-    assert stored.status == "approved"
-    return stored
 
 
 def refund(payment, amount=None, reason="customer asked", **kwargs):
