@@ -8,8 +8,8 @@ from django.utils import timezone
 from kiosk.roles import MANAGER, has_role, is_staff_role
 from orders.models import Category, Order, OrderItem, Product
 
-S = Order.Status
-KITCHEN_QUEUE_STATUSES = (S.READY, S.IN_PREPARATION, S.RECEIVED)
+Status = Order.Status
+KITCHEN_QUEUE_STATUSES = (Status.READY, Status.IN_PREPARATION, Status.RECEIVED)
 
 
 def categories_list() -> QuerySet[Category]:
@@ -70,11 +70,11 @@ def pickup_board() -> dict[str, list[int]]:
     """
     since = timezone.now() - settings.PICKUP_BOARD_WINDOW
     rows = (
-        Order.objects.filter(status__in=(S.IN_PREPARATION, S.READY), created_at__gte=since)
+        Order.objects.filter(status__in=(Status.IN_PREPARATION, Status.READY), created_at__gte=since)
         .order_by("created_at", "number")
         .values_list("status", "number")
     )
-    board: dict[str, list[int]] = {S.IN_PREPARATION: [], S.READY: []}
+    board: dict[str, list[int]] = {Status.IN_PREPARATION: [], Status.READY: []}
     for status, number in rows:
         board[status].append(number)
-    return {"in_preparation": board[S.IN_PREPARATION], "ready": board[S.READY]}
+    return {"in_preparation": board[Status.IN_PREPARATION], "ready": board[Status.READY]}

@@ -30,15 +30,15 @@ logger = logging.getLogger(__name__)
 CENT = Decimal("0.01")
 PICKUP_COUNTER_ID = 1
 MAX_ORDER_TOTAL = Decimal("99999999.99")  # what Order.total (10 digits, 2 decimals) can hold
-S = Order.Status
+Status = Order.Status
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    S.AWAITING_PAYMENT: frozenset({S.RECEIVED, S.CANCELLED}),
-    S.RECEIVED: frozenset({S.IN_PREPARATION}),
-    S.IN_PREPARATION: frozenset({S.READY}),
-    S.READY: frozenset({S.COMPLETED}),
+    Status.AWAITING_PAYMENT: frozenset({Status.RECEIVED, Status.CANCELLED}),
+    Status.RECEIVED: frozenset({Status.IN_PREPARATION}),
+    Status.IN_PREPARATION: frozenset({Status.READY}),
+    Status.READY: frozenset({Status.COMPLETED}),
 }
-KITCHEN_STATUSES = (S.IN_PREPARATION, S.READY, S.COMPLETED)
+KITCHEN_STATUSES = (Status.IN_PREPARATION, Status.READY, Status.COMPLETED)
 
 
 class UnknownProduct(DomainError):
@@ -238,7 +238,7 @@ def order_cancel(*, order_id, reason: str = Order.CancelReason.CUSTOMER) -> Orde
 
 
 def _cancel(*, order_id, reason: str) -> tuple[Order, bool]:
-    order, changed = _transition(order_id=order_id, target=S.CANCELLED, cancel_reason=reason)
+    order, changed = _transition(order_id=order_id, target=Status.CANCELLED, cancel_reason=reason)
     if changed:
         _release_stock(order.items.all())
     return order, changed
@@ -247,7 +247,7 @@ def _cancel(*, order_id, reason: str) -> tuple[Order, bool]:
 @transaction.atomic
 def order_mark_paid(*, order_id) -> Order:
     """awaiting_payment -> received: the money is in, the kitchen may start. Stock reserved stays taken."""
-    return _transition(order_id=order_id, target=S.RECEIVED)[0]
+    return _transition(order_id=order_id, target=Status.RECEIVED)[0]
 
 
 @transaction.atomic
@@ -266,7 +266,7 @@ def order_withdraw_refunded(*, order_id) -> Order:
     (A refund after delivery keeps the order completed.) Its stock is not put back: food may be made."""
     return _transition(
         order_id=order_id,
-        target=S.CANCELLED,
-        allowed_from=(S.RECEIVED, S.IN_PREPARATION, S.READY),
+        target=Status.CANCELLED,
+        allowed_from=(Status.RECEIVED, Status.IN_PREPARATION, Status.READY),
         cancel_reason=Order.CancelReason.REFUNDED,
     )[0]
