@@ -143,6 +143,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
         "id",
         "order_number",
         "status",
+        "kiosk_status",
         "amount",
         "paid_amount",
         "review",
@@ -156,7 +157,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     search_fields = ["=order__number", "=order__id", "=provider_order_id", "=provider_payment_id", "=reference"]
     readonly_fields = [
-        "order_link", "order_items", "amount", "paid_amount", "refunded", "refund_pending", "refundable", "status",
+        "order_link", "order_items", "amount", "paid_amount", "refunded", "refund_pending", "refundable", "status", "kiosk_status",
         "needs_review",
         "review_reason", "provider_order_id", "provider_payment_id", "reference", "provider_status",
         "provider_status_detail", "last_error", "expires_at", "paid_at", "created_at", "updated_at",
@@ -171,9 +172,13 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     def order_number(self, payment: Payment) -> str:
         return str(payment.order)
 
-    @admin.display(description="review", boolean=True, ordering="needs_review")
+    @admin.display(description="no review needed", boolean=True, ordering="needs_review")
     def review(self, payment: Payment) -> bool:
         return not payment.needs_review
+
+    @admin.display(description="the kiosk shows")
+    def kiosk_status(self, payment: Payment) -> str:
+        return selectors.kiosk_status(payment)
 
     @admin.display(description="terminal")
     def terminal(self, payment: Payment) -> str:
