@@ -11,6 +11,7 @@ from django.db.models import Q
 from orders.cpf import mask_cpf, validate_cpf
 
 MONEY = {"max_digits": 10, "decimal_places": 2}
+MAX_MONEY = Decimal("99999999.99")  # the largest amount a MONEY column holds
 MAX_QUANTITY = 50
 MAX_NOTE_LENGTH = 140
 

@@ -24,12 +24,11 @@ from django.utils import timezone
 
 from kiosk.problems import DomainError, Invalid, InvalidTransition, OutOfStock, ProductUnavailable
 from orders.cpf import normalize_cpf
-from orders.models import Category, Customer, Order, OrderItem, PickupCounter, Product, Terminal
+from orders.models import MAX_MONEY, Category, Customer, Order, OrderItem, PickupCounter, Product, Terminal
 
 logger = logging.getLogger(__name__)
 CENT = Decimal("0.01")
 PICKUP_COUNTER_ID = 1
-MAX_ORDER_TOTAL = Decimal("99999999.99")  # what Order.total (10 digits, 2 decimals) can hold
 Status = Order.Status
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -191,8 +190,8 @@ def order_place(*, terminal: Terminal, items: list[ItemRequest], customer_cpf: s
             )
         )
     total = sum((line.line_total for line in lines), Decimal("0.00"))
-    if total > MAX_ORDER_TOTAL:
-        raise OrderTooLarge(f"An order may total at most {MAX_ORDER_TOTAL}; this one totals {total}.")
+    if total > MAX_MONEY:
+        raise OrderTooLarge(f"An order may total at most {MAX_MONEY}; this one totals {total}.")
 
     business_date = timezone.localdate()
     order = Order.objects.create(

@@ -49,9 +49,9 @@ def refund_pending_amount(payment: Payment) -> Decimal:
     return total or Decimal("0.00")
 
 
-def money_held_for_review(order: Order) -> bool:
+def money_held_for_review(order_id) -> bool:
     """Money came for this unpaid order and is still with us: a person must look before anyone charges again."""
-    return Payment.objects.filter(order=order, status__in=MONEY_HELD).exists()
+    return Payment.objects.filter(order_id=order_id, status__in=MONEY_HELD).exists()
 
 
 def find_payment(mp_order: dict) -> Payment | None:

@@ -18,6 +18,7 @@ A chargeback is its own status: it is never taken for a refund.
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from orders.models import MAX_MONEY
 from payments.models import Payment
 
 Status = Payment.Status
@@ -69,7 +70,6 @@ ORDER_STATUS = {
 # A refund transaction's status: only these mean the money went back; only these mean it never will.
 REFUND_CONFIRMED = frozenset({"processed", "approved", "refunded", "accredited"})
 REFUND_FAILED = frozenset({"failed", "rejected", "canceled", "cancelled", "error"})
-MAX_AMOUNT = Decimal("99999999.99")  # what a money column (10 digits, 2 places) holds
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def decimal_or_none(value) -> Decimal | None:
         if value in (None, "") or isinstance(value, bool):
             return None
         amount = Decimal(str(value))
-        if not amount.is_finite() or abs(amount) > MAX_AMOUNT:
+        if not amount.is_finite() or abs(amount) > MAX_MONEY:
             return None  # not an amount our books can hold: treated as unknown (and so held for review)
         return amount.quantize(Decimal("0.01"))
     except (InvalidOperation, ValueError):

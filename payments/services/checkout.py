@@ -58,7 +58,7 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
         order = Order.objects.select_for_update().select_related("terminal").get(pk=order_id)
         if order.status != Order.Status.AWAITING_PAYMENT:
             raise OrderNotPayable(f"Order #{order.number} is '{order.status}', not awaiting payment.")
-        if money_held_for_review(order):
+        if money_held_for_review(order.pk):
             # Money already came for this order but did not settle it (a wrong amount): never charge again
             # before a person has looked.
             raise PaymentUnderReview(f"A payment for order #{order.number} is waiting for staff review.")
@@ -112,7 +112,7 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
         locked.last_error = ""
         record_event(locked, Event.QR_CREATED, payload=mp_order, provider_reference=locked.provider_order_id)
         paid_by_this_qr = locked.status in MONEY_TAKEN  # its notification was faster than this answer
-        if not paid_by_this_qr and money_held_for_review(order):
+        if not paid_by_this_qr and money_held_for_review(order.pk):
             # Money for this order arrived meanwhile (through an older QR) and waits for a person.
             move_status(locked, Status.CANCELLED, message="money for the order is held for review: QR not needed")
             given_up.append(locked.pk)
@@ -157,7 +157,7 @@ def _refuse_while_money_is_held(order_id) -> None:
     """Money held for review belongs to this order until a person decides (approve it, or refund it):
     cancelling the order or taking the money another way first would leave it unexplained."""
     order = Order.objects.select_for_update().get(pk=order_id)
-    if order.status == Order.Status.AWAITING_PAYMENT and money_held_for_review(order):
+    if order.status == Order.Status.AWAITING_PAYMENT and money_held_for_review(order.pk):
         raise PaymentUnderReview(
             f"A payment for order #{order.number} is waiting for staff review: approve it or refund it first."
         )
@@ -227,7 +227,7 @@ def _mercado_pago_agrees_unpaid(order_id) -> bool:
             return False
         payment_apply_provider_order(mp_order=mp_order, source="stale order check")
     return Order.objects.filter(pk=order_id, status=Order.Status.AWAITING_PAYMENT).exists() and not (
-        money_held_for_review(Order(pk=order_id))
+        money_held_for_review(order_id)
     )
 
 

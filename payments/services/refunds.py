@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from kiosk.problems import DomainError
-from orders.models import Order
+from orders.models import MAX_MONEY, Order
 from payments.gateway import GatewayError, GatewayRejected, gateway
 from payments.models import Payment, PaymentEvent, Refund
 from payments.selectors import refundable_amount
@@ -40,7 +40,6 @@ RETRY_LATER_CODES = {"refund_in_progress", "movement_operations_pending", "idemp
 ATTEMPT_LEASE = timedelta(seconds=60)
 MAX_RETRY_DELAY = timedelta(minutes=15)
 FLAG_AFTER_ATTEMPTS = 10
-MAX_AMOUNT = Decimal("99999999.99")  # what a money column (10 digits, 2 places) holds
 MAX_REASON_LENGTH = 500
 
 
@@ -63,7 +62,7 @@ def _cents(value) -> Decimal:
     """An amount as asked: a finite decimal with at most two places, within what the books can hold."""
     try:
         amount = Decimal(str(value))
-        exact = amount.is_finite() and abs(amount) <= MAX_AMOUNT and amount == amount.quantize(Decimal("0.01"))
+        exact = amount.is_finite() and abs(amount) <= MAX_MONEY and amount == amount.quantize(Decimal("0.01"))
     except (InvalidOperation, ValueError):
         exact = False
     if not exact:
@@ -107,7 +106,7 @@ def refund_request(
         if payment.status not in MONEY_HELD or not payment.provider_order_id:
             raise RefundNotAllowed(f"Payment {payment.pk} is '{payment.status}': there is no money to give back.")
         refundable = refundable_amount(payment)
-        asked = None if amount is None else Decimal(amount).quantize(Decimal("0.01"))
+        asked = amount  # None: everything refundable
         amount = refundable if asked is None else asked
         if amount <= 0 or amount > refundable:
             raise RefundAmountInvalid(f"Refund must be between 0.01 and {refundable}; asked for {amount}.")
@@ -143,9 +142,12 @@ def refund_request(
 
 
 def _continue(refund: Refund, *, payment_id, amount, reason: str) -> Refund:
-    """The same request again continues its refund; another request with the same key is refused."""
-    asked = None if amount is None else Decimal(amount).quantize(Decimal("0.01"))
-    if str(refund.payment_id) != str(payment_id) or asked != refund.requested_amount or reason.strip() != refund.reason:
+    """The same request again (`amount` in cents, or None) continues its refund; another is refused."""
+    if (
+        str(refund.payment_id) != str(payment_id)
+        or amount != refund.requested_amount
+        or reason.strip() != refund.reason
+    ):
         raise RefundKeyReused(
             "This Idempotency-Key was already used for another refund; use a new key for a new refund."
         )
