@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 
 from kiosk.audit import audit, snapshot
@@ -88,6 +89,11 @@ class WebhookDeliveryInline(ReadOnlyMixin, admin.TabularInline):
     show_change_link = True
 
 
+def _money(value) -> str:
+    """An amount as the person reads it: "61,70" in Portuguese, "61.70" in English (as the form takes it)."""
+    return number_format(value, decimal_pos=2)
+
+
 class RefundForm(forms.Form):
     # localize: "10,00" in Portuguese, "10.00" in English.
     amount = forms.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal("0.01"), localize=True)
@@ -101,12 +107,14 @@ class RefundForm(forms.Form):
         self.payment, self.refundable = payment, refundable
         self.fields["form_key"].initial = uuid.uuid4().hex
         self.fields["amount"].initial = refundable
-        self.fields["amount"].help_text = f"At most {refundable} (paid {payment.paid_amount}, minus refunds)."
+        self.fields[
+            "amount"
+        ].help_text = f"At most {_money(refundable)} (paid {_money(payment.paid_amount)}, minus refunds)."
 
     def clean_amount(self):
         amount = self.cleaned_data["amount"]
         if amount > self.refundable:
-            raise forms.ValidationError(f"At most {self.refundable} can be refunded.")
+            raise forms.ValidationError(f"At most {_money(self.refundable)} can be refunded.")
         return amount
 
     def clean_confirm_order_number(self):

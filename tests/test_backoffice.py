@@ -198,7 +198,7 @@ def test_admin_refund_form_end_to_end(paid, manager_admin, manager_user, mercado
     too_much = manager_admin.post(
         url, {"amount": "70.00", "reason": "cold", "confirm_order_number": number, "form_key": key}
     )
-    assert "At most 61.70" in too_much.content.decode()
+    assert "At most 61,70" in too_much.content.decode()  # written as the form takes it: in Portuguese
     no_reason = manager_admin.post(
         url, {"amount": "10.00", "reason": "", "confirm_order_number": number, "form_key": key}
     )
