@@ -7,6 +7,8 @@ from contextvars import ContextVar
 from django.conf import settings
 
 current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
+# The domain event this request or task emitted last: the cause (causation_id) of the next one it emits.
+current_cause: ContextVar[str] = ContextVar("current_cause", default="")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -20,11 +22,12 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
-        token = current_request_id.set(request_id)
+        token, cause = current_request_id.set(request_id), current_cause.set("")
         try:
             response = self.get_response(request)
         finally:
             current_request_id.reset(token)
+            current_cause.reset(cause)
         response["X-Request-ID"] = request_id
         return response
 

@@ -50,3 +50,22 @@ class AuditRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.object_repr}"
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per running `manage.py run_worker`: refreshed every few seconds, deleted on a clean stop.
+
+    A row whose `seen_at` is old belongs to a worker that died (SIGKILL, a lost machine): the tasks it left
+    RUNNING are put back in the queue by the other workers.
+    """
+
+    worker_id = models.CharField(max_length=64, primary_key=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+    tasks_run = models.PositiveIntegerField(default=0)
+    current_task = models.CharField(max_length=255, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} on {self.hostname} (pid {self.pid})"

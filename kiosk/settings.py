@@ -63,7 +63,10 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "kiosk",
+    "kiosk.events",
     "orders",
     "payments",
     "payments.simulator",
@@ -220,6 +223,32 @@ ORDER_PAYMENT_TIMEOUT = timedelta(minutes=env.int("ORDER_PAYMENT_TIMEOUT_MINUTES
 
 # The public pickup board shows orders placed within this many hours.
 PICKUP_BOARD_WINDOW = timedelta(hours=env.int("PICKUP_BOARD_HOURS", default=12))
+
+# --- Background work (kiosk/jobs.py, kiosk/worker.py) ---------------------------------------------
+# Tasks are rows in this database (django-tasks-db): enqueued in the service's transaction, run by
+# `manage.py run_worker` (started by `make run`; its own process in production).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=5.0)
+# A worker silent this long is dead: the tasks it left running are queued again, worker_status fails.
+WORKER_STALE_SECONDS = env.int("WORKER_STALE_SECONDS", default=60)
+TASKS_KEEP_SUCCEEDED_DAYS = env.int("TASKS_KEEP_SUCCEEDED_DAYS", default=7)
+# The periodic jobs' intervals in seconds (0 turns one off, for instance when cron runs the command instead).
+SCHEDULE_RECONCILE_SECONDS = env.int("SCHEDULE_RECONCILE_SECONDS", default=60)
+SCHEDULE_CANCEL_STALE_SECONDS = env.int("SCHEDULE_CANCEL_STALE_SECONDS", default=60)
+SCHEDULE_RETRY_NOTIFICATIONS_SECONDS = env.int("SCHEDULE_RETRY_NOTIFICATIONS_SECONDS", default=30)
+SCHEDULE_SWEEP_DELIVERIES_SECONDS = env.int("SCHEDULE_SWEEP_DELIVERIES_SECONDS", default=30)
+SCHEDULE_PURGE_SECONDS = env.int("SCHEDULE_PURGE_SECONDS", default=3600)
+
+# --- Outgoing webhooks (kiosk/events) -------------------------------------------------------------
+# Seconds to connect and to read a subscriber's answer; attempts before a delivery is dead.
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+# Subscriber URLs may not point at private, loopback or link-local addresses (SSRF), except in these networks
+# (CIDR list). `make run` (DEBUG) and the tests allow loopback, for a subscriber on the same machine.
+WEBHOOK_ALLOWED_NETWORKS = env.list(
+    "WEBHOOK_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"] if DEBUG or TESTING else []
+)
 
 # --- Mercado Pago ---------------------------------------------------------------------------------
 # With an access token: live mode, the official SDK talks to MERCADOPAGO_API_BASE_URL. Without one: simulator

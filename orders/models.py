@@ -128,6 +128,11 @@ class Order(models.Model):
     ready_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    cpf_on_receipt = models.BooleanField(
+        "CPF na nota", default=False, help_text="The customer wants the CPF on the fiscal receipt."
+    )
+    # How many domain events the order has had: the last one's `sequence` (kiosk/events).
+    event_sequence = models.PositiveIntegerField(default=0, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

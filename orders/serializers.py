@@ -97,6 +97,14 @@ class OrderItemInputSerializer(StrictMixin, serializers.Serializer):
 class OrderCreateSerializer(StrictMixin, serializers.Serializer):
     items = OrderItemInputSerializer(many=True, allow_empty=False, max_length=MAX_ITEMS_PER_ORDER)
     customer_cpf = CPFField(required=False, allow_null=True, allow_blank=True, default=None)
+    cpf_on_receipt = StrictBooleanField(
+        required=False, default=False, help_text='"CPF na nota": put customer_cpf on the fiscal receipt.'
+    )
+
+    def validate(self, attrs):
+        if attrs.get("cpf_on_receipt") and not attrs.get("customer_cpf"):
+            raise serializers.ValidationError({"cpf_on_receipt": ["A CPF on the receipt needs customer_cpf."]})
+        return attrs
 
 
 class OrderItemSerializer(serializers.ModelSerializer):
@@ -127,6 +135,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "items",
             "total",
             "customer",
+            "cpf_on_receipt",
             "terminal",
             "cancel_reason",
             "created_at",

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from kiosk.events.services import emit, order_data
 from kiosk.problems import DomainError, Invalid, InvalidTransition, OutOfStock, ProductUnavailable
 from orders.cpf import normalize_cpf
 from orders.models import MAX_MONEY, Category, Customer, Order, OrderItem, PickupCounter, Product, Terminal
@@ -155,8 +156,10 @@ def _next_pickup_number(day) -> int:
 
 
 @transaction.atomic
-def order_place(*, terminal: Terminal, items: list[ItemRequest], customer_cpf: str | None = None) -> Order:
-    """Places an order from a kiosk: prices come from the menu, never from the client."""
+def order_place(
+    *, terminal: Terminal, items: list[ItemRequest], customer_cpf: str | None = None, cpf_on_receipt: bool = False
+) -> Order:
+    """Places an order from a kiosk: prices come from the menu, never from the client. Emits `order.placed`."""
     if not terminal.active:
         raise TerminalInactive(f"Terminal '{terminal.name}' is disabled; ask a manager to enable it.")
     if not items:
@@ -199,11 +202,31 @@ def order_place(*, terminal: Terminal, items: list[ItemRequest], customer_cpf: s
         number=_next_pickup_number(business_date),
         terminal=terminal,
         customer=customer,
+        cpf_on_receipt=bool(cpf_on_receipt and customer),
         total=total,
     )
     for line in lines:
         line.order = order
     OrderItem.objects.bulk_create(lines)
+    emit(
+        "order.placed",
+        order=order,
+        data={
+            **order_data(order),
+            "items": [
+                {
+                    "product_id": line.product_id,
+                    "name": line.product_name,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                    "line_total": line.line_total,
+                    "note": line.note,
+                }
+                for line in lines
+            ],
+            "customer_identified": customer is not None,
+        },
+    )
     logger.info("order placed: #%s %s total=%s terminal=%s", order.number, order.pk, total, terminal.pk)
     return order
 
@@ -214,7 +237,7 @@ def _transition(*, order_id, target: str, allowed_from=None, **extra_fields) -> 
     Asking for the status the order already has is a no-op (a double tap on a kitchen screen, a retried
     cancel), not an error.
     """
-    order = Order.objects.select_for_update().get(pk=order_id)
+    order = Order.objects.select_for_update().select_related("terminal").get(pk=order_id)
     if order.status == target:
         return order, False
     allowed = order.status in allowed_from if allowed_from else target in ALLOWED_TRANSITIONS.get(order.status, ())
@@ -227,6 +250,10 @@ def _transition(*, order_id, target: str, allowed_from=None, **extra_fields) -> 
         setattr(order, field, value)
     order.save(update_fields=["status", f"{target}_at", "updated_at", *extra_fields])
     logger.info("order #%s %s: %s -> %s", order.number, order.pk, previous, target)
+    data = {**order_data(order), "previous_status": previous, "cancel_reason": order.cancel_reason or None}
+    emit("order.status_changed", order=order, data=data)
+    if target == Status.CANCELLED:
+        emit("order.cancelled", order=order, data=data)
     return order, True
 
 

@@ -9,8 +9,10 @@
    address that sends too many invalid ones in a minute gets 429 and nothing stored.
 3. Deduplicate on Mercado Pago's identifiers and on the signed identity (data.id + x-request-id): a copy or a
    replay is `ignored` and adds nothing to the ledger.
-4. Fetch the order from Mercado Pago (the body is only a hint) and apply it. If Mercado Pago cannot be
-   reached the delivery stays pending for `manage.py process_notifications`; the answer is still 200.
+4. Enqueue `payments.tasks.process_notification` and answer 200: nothing here waits on Mercado Pago.
+   The worker then fetches the order from Mercado Pago (the body is only a hint) and applies it
+   (`delivery_run`). If Mercado Pago cannot be reached the delivery stays pending, with its own schedule of
+   attempts (`retry_notifications`, every 30 s, and `manage.py process_notifications`).
 """
 
 import hashlib
@@ -27,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from kiosk.jobs import enqueue
 from payments.gateway import GatewayError, GatewayRejected, gateway
 from payments.models import Payment, WebhookDelivery
 from payments.services.apply import payment_apply_provider_order, payment_note_notification, payment_record_chargeback
@@ -200,7 +203,9 @@ def receive(request) -> Answer:
     if legacy:
         _note_legacy_ipn(delivery)
     elif claim_dedupe(delivery, parsed_dict) is None:
-        delivery_process(delivery)
+        from payments import tasks
+
+        enqueue(tasks.process_notification, delivery.pk)
     return Answer(200, delivery)
 
 
@@ -319,6 +324,32 @@ def _fetch_and_apply(delivery: WebhookDelivery, *, retries: int) -> Payment | No
     return None  # other topics carry nothing we act on
 
 
+LEASE = timedelta(minutes=5)  # how long a claimed delivery is left to its runner before another may take it
+
+
+def _claim(delivery_id, *, due) -> WebhookDelivery | None:
+    """Locks a pending, verified delivery that `due` selects and leases it (next_attempt_at moved ahead), so
+    two runners never apply the same delivery at once. None if it is not there, done, or leased."""
+    with transaction.atomic():
+        query = WebhookDelivery.objects.select_for_update(skip_locked=True).filter(
+            due, status=Delivery.PENDING, signature_valid=True
+        )
+        delivery = query.filter(pk=delivery_id).first() if delivery_id else query.order_by("received_at").first()
+        if delivery is not None:
+            delivery.next_attempt_at = timezone.now() + LEASE  # renewed by the outcome
+            delivery.save(update_fields=["next_attempt_at"])
+        return delivery
+
+
+def delivery_run(delivery_id: int) -> str:
+    """The worker's task for a new delivery: claim it, then fetch and apply. Returns what happened."""
+    now = timezone.now()
+    delivery = _claim(delivery_id, due=Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    if delivery is None:
+        return "not pending (done, or in another runner's hands)"
+    return delivery_process(delivery, retries=settings.MERCADOPAGO_MAX_RETRIES).status
+
+
 def deliveries_retry(*, limit: int = 100) -> int:
     """Re-applies pending deliveries whose time has come (`manage.py process_notifications`).
 
@@ -328,18 +359,11 @@ def deliveries_retry(*, limit: int = 100) -> int:
     done = 0
     for _ in range(limit):
         now = timezone.now()
+        # A new delivery is its task's for 30 s; after that (the task lost, the worker down) the sweep takes it.
         due = Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True, received_at__lt=now - timedelta(seconds=30))
-        with transaction.atomic():
-            delivery = (
-                WebhookDelivery.objects.select_for_update(skip_locked=True)
-                .filter(due, status=Delivery.PENDING, signature_valid=True)
-                .order_by("received_at")
-                .first()
-            )
-            if delivery is None:
-                break
-            delivery.next_attempt_at = now + timedelta(minutes=5)  # the lease, renewed by the outcome below
-            delivery.save(update_fields=["next_attempt_at"])
+        delivery = _claim(None, due=due)
+        if delivery is None:
+            break
         delivery_process(delivery, retries=settings.MERCADOPAGO_MAX_RETRIES)
         done += 1
     return done

@@ -111,8 +111,9 @@ class MercadoPagoStandIn:
       "rejected", "expired", "charged_back"; kwargs such as paid_amount, duplicates, signature_ts, notify).
       Queues the notification; delivers nothing. Returns the order as Mercado Pago shows it.
     - `deliver(*, only=None)`: Mercado Pago sends every queued notification now (one attempt each), posted
-      with Django's test client to our notification URL (path and query, signed headers); returns our
-      responses in order, and appends them to `deliveries`. `only` keeps those of one action
+      with Django's test client to our notification URL (path and query, signed headers), then our worker
+      runs what is due (`run_tasks()`: the notifications are applied there); returns our responses in order,
+      and appends them to `deliveries`. `only` keeps those of one action
       ("order.refunded") or topic ("order", "payment"). A notification we refused (non-2xx) is queued
       again: the next `deliver()` re-sends it with the same x-request-id.
     - `confirm_refunds(outcome=None)`: Mercado Pago settles every processing refund ("processed", or
@@ -143,9 +144,16 @@ class MercadoPagoStandIn:
         self._delivering = []
         try:
             notify.send_due(everything=True, only=only)
+            self.run_tasks()
             return self._delivering
         finally:
             self._delivering = None
+
+    def run_tasks(self) -> int:
+        """Our worker runs what is due (applying notifications, automatic refunds, cancelling QRs)."""
+        from kiosk.worker import run_pending
+
+        return run_pending()
 
     def confirm_refunds(self, outcome: str | None = None) -> int:
         from payments.simulator import engine
@@ -246,3 +254,81 @@ def paid(kiosk, order, mercadopago):
     stored = Payment.objects.get(pk=payment["id"])
     assert stored.status == "approved"
     return stored
+
+
+# --- A real worker process -------------------------------------------------------------------------
+
+
+def database_url_for_subprocess() -> str:
+    """The test database as a DATABASE_URL, for a `manage.py` process started by a test."""
+    from urllib.parse import quote
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user, password = quote(db["USER"], safe=""), quote(db["PASSWORD"] or "", safe="")
+    return f"mysql://{user}:{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{db['NAME']}"
+
+
+class WorkerProcesses:
+    """Starts `manage.py run_worker` processes on the test database (transactional tests only: the worker
+    must see what the test committed). Stopped (SIGTERM, then SIGKILL) at the end of the test."""
+
+    def __init__(self):
+        self.processes = []
+
+    def start(self, *args: str, **env: str):
+        import os
+        import subprocess
+        import sys
+
+        from django.conf import settings
+
+        environment = {
+            **os.environ,
+            "DATABASE_URL": database_url_for_subprocess(),
+            "SECRET_KEY": settings.SECRET_KEY,  # the simulator's webhook secret derives from it
+            "DEBUG": "true",
+            "WORKER_HEARTBEAT_SECONDS": "0.5",
+            "WORKER_STALE_SECONDS": "3",
+            "MERCADOPAGO_SIMULATOR_AUTOPUMP": "false",
+            **{k: str(v) for k, v in env.items()},
+        }
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "run_worker",
+                "--no-reload",
+                "--no-startup-delay",
+                "--interval",
+                "0.05",
+                *args,
+            ],
+            cwd=settings.BASE_DIR,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop_all(self):
+        import subprocess
+
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+@pytest.fixture
+def workers():
+    running = WorkerProcesses()
+    yield running
+    running.stop_all()

@@ -65,6 +65,7 @@ def test_checkout_after_expiry_makes_a_new_qr_and_cancels_the_old_one_at_mercado
     assert second.status_code == 201
     assert second.json()["payment"]["id"] != first["id"]
     assert Payment.objects.get(pk=first["id"]).status == "expired"
+    mercadopago.run_tasks()  # the worker cancels the QR at Mercado Pago
     assert gateway().get_order(first["provider_order_id"])["status"] == "canceled"
 
 
@@ -153,6 +154,7 @@ def test_the_order_cancelled_while_its_qr_is_made_gets_no_payable_qr(kiosk, orde
     assert (response.status_code, response.json()["code"]) == (409, "order_not_payable")
     payment = Payment.objects.get()
     assert payment.status == "cancelled"
+    mercadopago.run_tasks()  # the worker cancels the QR at Mercado Pago
     assert gateway().get_order(payment.provider_order_id)["status"] == "canceled"  # not payable at Mercado Pago
     assert poll(kiosk, order["id"])["payment"]["qr_data"] is None
 
@@ -173,6 +175,7 @@ def test_the_order_paid_at_the_counter_while_its_qr_is_made_gets_no_payable_qr(k
     assert checkout(kiosk, order["id"]).status_code == 409
     payment = Payment.objects.get()
     assert payment.status == "cancelled"
+    mercadopago.run_tasks()  # the worker cancels the QR at Mercado Pago
     assert gateway().get_order(payment.provider_order_id)["status"] == "canceled"
     assert Order.objects.get(pk=order["id"]).status == "received"
 
@@ -219,8 +222,22 @@ def test_cancelling_inside_a_callers_transaction_calls_mercado_pago_after_the_co
     with transaction.atomic():
         order_cancel_unpaid(order_id=order["id"])
         assert len(mercadopago.calls) == calls  # not while the order row is locked
+    assert len(mercadopago.calls) == calls  # nor in the caller's request: the worker does it
+    mercadopago.run_tasks()
     assert len(mercadopago.calls) > calls
     assert gateway().get_order(payment["provider_order_id"])["status"] == "canceled"
+
+
+def test_a_cancel_rolled_back_leaves_no_task_to_cancel_the_qr(kiosk, order, mercadopago):
+    from payments.services.checkout import order_cancel_unpaid
+
+    payment = checkout(kiosk, order["id"]).json()["payment"]
+    with pytest.raises(RuntimeError), transaction.atomic():
+        order_cancel_unpaid(order_id=order["id"])
+        raise RuntimeError("the caller fails after the cancel")
+    assert mercadopago.run_tasks() == 0  # the task vanished with the rollback
+    assert gateway().get_order(payment["provider_order_id"])["status"] == "created"
+    assert Order.objects.get(pk=order["id"]).status == "awaiting_payment"
 
 
 # --- Cancelling and stale orders ------------------------------------------------------------------
@@ -229,6 +246,7 @@ def test_cancelling_inside_a_callers_transaction_calls_mercado_pago_after_the_co
 def test_cancelling_an_unpaid_order_cancels_its_qr_at_mercado_pago(kiosk, order, mercadopago):
     payment = checkout(kiosk, order["id"]).json()["payment"]
     kiosk.post(f"/api/v1/orders/{order['id']}/cancel/")
+    mercadopago.run_tasks()  # the worker cancels the QR at Mercado Pago
     stored = Payment.objects.get()
     assert (stored.status, stored.provider_status) == ("cancelled", "canceled")
     assert gateway().get_order(payment["provider_order_id"])["status"] == "canceled"
@@ -245,6 +263,7 @@ def test_stale_orders_without_a_live_qr_are_cancelled_with_their_qr(kiosk, order
     )
     call_command("cancel_stale_orders")
     call_command("cancel_stale_orders")
+    mercadopago.run_tasks()  # the worker cancels the QR at Mercado Pago
     stored = Order.objects.get(pk=order["id"])
     assert (stored.status, stored.cancel_reason) == ("cancelled", "payment_expired")
     assert Payment.objects.get().provider_status == "canceled"
@@ -291,6 +310,7 @@ def test_marking_paid_outside_mercado_pago_cancels_the_open_qr(kiosk, order, mer
     admin.force_login(manager_user)
     admin.post("/admin/orders/order/", {"action": "mark_paid", "_selected_action": [order["id"]]})
     assert Order.objects.get(pk=order["id"]).status == "received"
+    mercadopago.run_tasks()  # the worker cancels the QR at Mercado Pago
     stored = Payment.objects.get()
     assert (stored.status, stored.provider_status) == ("cancelled", "canceled")
     assert gateway().get_order(payment["provider_order_id"])["status"] == "canceled"
@@ -305,6 +325,7 @@ def _superseded(kiosk, order, mercadopago):
     expire_on_our_clock(first["id"])
     mercadopago.faults = [None, "timeout", "timeout"]  # the new QR is made; cancelling the first fails
     second = checkout(kiosk, order["id"]).json()["payment"]
+    mercadopago.run_tasks()
     return first, second
 
 
@@ -339,6 +360,7 @@ def test_checkout_refuses_when_money_arrived_for_review_while_its_qr_was_made(ki
     assert (response.status_code, response.json()["code"]) == (409, "payment_under_review")
     new = Payment.objects.exclude(pk=first["id"]).get()
     assert new.status == "cancelled"
+    mercadopago.run_tasks()  # the worker cancels the QR at Mercado Pago
     assert gateway().get_order(new.provider_order_id)["status"] == "canceled"
 
 

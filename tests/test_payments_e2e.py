@@ -1,6 +1,6 @@
 """The whole path, end to end, over real HTTP on a live server, with the real SDK talking to the simulator:
 kiosk places an order, checks out, the customer pays on the simulator, Mercado Pago's signed notification
-arrives over HTTP, and the order shows up in the kitchen queue."""
+arrives over HTTP and is stored, our worker process applies it, and the order shows up in the kitchen queue."""
 
 import time
 
@@ -23,7 +23,7 @@ def wait_for(predicate, *, timeout=15.0):
     raise AssertionError("condition not met in time")
 
 
-def test_order_to_kitchen_and_a_refund_over_http(live_server, settings, terminal, menu, migration_data):
+def test_order_to_kitchen_and_a_refund_over_http(live_server, settings, terminal, menu, migration_data, workers):
     make_user("kitchen-e2e", "kitchen")
     make_user("manager-e2e", "manager")
     # Mercado Pago's timing, shortened: notifications a moment after the call, refunds confirmed later.
@@ -34,6 +34,8 @@ def test_order_to_kitchen_and_a_refund_over_http(live_server, settings, terminal
     settings.MERCADOPAGO_NOTIFICATION_URL = f"{live_server.url}/api/v1/webhooks/mercadopago/"
     breaker.reset()
     api = f"{live_server.url}/api/v1"
+    # Our worker, its own process as in production: it applies the notifications the live server stores.
+    workers.start(SITE_URL=live_server.url, MERCADOPAGO_SIMULATOR_REFUND_DELAY="0.8")
 
     def login(username):
         response = requests.post(f"{api}/auth/token/", json={"username": username, "password": username}, timeout=10)

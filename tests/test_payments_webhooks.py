@@ -39,10 +39,15 @@ def sdk_signed_headers(*, data_id: str, secret: str, request_id: str | None = No
 
 
 def post(query: str, body="", **headers):
+    """POSTs to the notification URL as Mercado Pago would, then lets our worker run what it enqueued."""
+    from kiosk.worker import run_pending
+
     data = body if isinstance(body, bytes | str) else json.dumps(body)
-    return Client(REMOTE_ADDR=headers.pop("REMOTE_ADDR", "203.0.113.9")).post(
+    response = Client(REMOTE_ADDR=headers.pop("REMOTE_ADDR", "203.0.113.9")).post(
         f"{URL}?{query}" if query else URL, data, content_type="application/json", **headers
     )
+    run_pending()
+    return response
 
 
 # --- The signature, as a unit ---------------------------------------------------------------------

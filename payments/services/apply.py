@@ -18,8 +18,11 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from kiosk.events.services import emit_order_paid
+from kiosk.jobs import enqueue
 from orders import services as order_services
 from orders.models import Order
+from payments import tasks
 from payments.gateway import GatewayError, GatewayRejected, gateway
 from payments.models import Payment, PaymentEvent
 from payments.selectors import find_payment
@@ -59,11 +62,12 @@ def payment_apply_provider_order(*, mp_order: dict, source: str) -> Payment | No
             for chargeback in state.chargebacks:
                 _chargeback(payment, chargeback.id, chargeback.status, mp_order, source)
             payment.save()
-    # Mercado Pago is called after the commit (never inside a transaction or while a lock is held).
-    if cancel_ids:
-        transaction.on_commit(lambda: cancel_at_provider(cancel_ids))
-    if refund_it:
-        transaction.on_commit(lambda: refunds.refund_automatically(payment_id=payment.pk))
+        # Mercado Pago is called by the worker, after the commit (never inside a transaction or while a lock
+        # is held); enqueued here, the tasks exist exactly when this change was committed.
+        if cancel_ids:
+            enqueue(tasks.cancel_at_provider, cancel_ids)
+        if refund_it:
+            enqueue(tasks.refund_automatically, payment.pk)
     return payment
 
 
@@ -101,7 +105,8 @@ def _money_received(
         # Money is held for this order now: no other QR of it may still take the customer's money.
         return False, give_up_other_qrs(order, payment, message=f"money of payment {payment.pk} held for review")
     payment.settles = order
-    order_services.order_mark_paid(order_id=order.pk)
+    paid = order_services.order_mark_paid(order_id=order.pk)
+    emit_order_paid(paid, method="mercadopago_qr", payment=payment)
     if previous != Status.PENDING:
         record_event(payment, Event.STATUS_CHANGED, message=f"a QR given up ({previous}) paid order #{order.number}")
     logger.info("payment %s approved: order #%s to the kitchen", payment.pk, order.number)

@@ -14,13 +14,16 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from kiosk.events.services import emit_order_paid
+from kiosk.jobs import enqueue
 from kiosk.problems import Conflict, DomainError
 from orders import services as order_services
 from orders.models import Order
+from payments import tasks
 from payments.gateway import GatewayError, gateway
 from payments.models import Payment, PaymentEvent
 from payments.selectors import money_held_for_review
-from payments.services.apply import cancel_at_provider, payment_apply_provider_order
+from payments.services.apply import payment_apply_provider_order
 from payments.services.ledger import move_status, record_event
 from payments.transitions import MONEY_HELD, MONEY_TAKEN
 
@@ -92,7 +95,8 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
             locked.last_error = exc.message
             locked.save(update_fields=["last_error", "updated_at"])
             record_event(locked, Event.QR_FAILED, message=exc.message, payload=exc.body)
-        cancel_at_provider(given_up)
+        if given_up:
+            enqueue(tasks.cancel_at_provider, given_up)
         raise
 
     refused = None
@@ -124,7 +128,8 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
                 f"Order #{order.number} became '{order.status}' while its QR was being made; the QR was cancelled."
             )
         locked.save()
-    cancel_at_provider(given_up)
+        if given_up:
+            enqueue(tasks.cancel_at_provider, given_up)
     if refused is not None:
         raise refused
     return locked, True
@@ -169,7 +174,8 @@ def order_cancel_unpaid(*, order_id, reason: str = Order.CancelReason.CUSTOMER, 
         _refuse_while_money_is_held(order_id)
         order = order_services.order_cancel(order_id=order_id, reason=reason)
         to_cancel = _give_up_open_qrs(order_id, message=f"order cancelled ({reason})", actor=actor)
-        transaction.on_commit(lambda: cancel_at_provider(to_cancel))
+        if to_cancel:
+            enqueue(tasks.cancel_at_provider, to_cancel)
     return order
 
 
@@ -179,8 +185,10 @@ def order_mark_paid_outside(*, order_id, actor: str) -> Order:
     with transaction.atomic():
         _refuse_while_money_is_held(order_id)
         order = order_services.order_mark_paid(order_id=order_id)
+        emit_order_paid(order, method="outside_mercadopago")
         to_cancel = _give_up_open_qrs(order_id, message="order paid outside Mercado Pago", actor=actor)
-        transaction.on_commit(lambda: cancel_at_provider(to_cancel))
+        if to_cancel:
+            enqueue(tasks.cancel_at_provider, to_cancel)
     return order
 
 
@@ -208,7 +216,8 @@ def orders_cancel_stale(*, now=None) -> int:
                 continue
             order_services.order_cancel(order_id=order_id, reason=Order.CancelReason.PAYMENT_EXPIRED)
             to_cancel = _give_up_open_qrs(order_id, message="order cancelled (payment expired)", actor="system")
-            transaction.on_commit(lambda ids=to_cancel: cancel_at_provider(ids))
+            if to_cancel:
+                enqueue(tasks.cancel_at_provider, to_cancel)
             cancelled += 1
     return cancelled
 

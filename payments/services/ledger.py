@@ -7,6 +7,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from kiosk.events.services import emit, payment_data
 from orders import services as order_services
 from orders.models import Order
 from payments.models import Payment, PaymentEvent
@@ -17,15 +18,44 @@ Status = Payment.Status
 Event = PaymentEvent.Type
 
 
+# Ledger lines that are also domain events for subscribers (kiosk/events); status moves are in move_status.
+PUBLISHED = {
+    Event.REFUND_REQUESTED: "payment.refund_requested",
+    Event.REFUND_SUCCEEDED: "payment.refund_succeeded",
+    Event.REFUND_FAILED: "payment.refund_failed",
+}
+PUBLISHED_STATUSES = {
+    Status.APPROVED,
+    Status.REJECTED,
+    Status.EXPIRED,
+    Status.CANCELLED,
+    Status.PARTIALLY_REFUNDED,
+    Status.REFUNDED,
+    Status.CHARGED_BACK,
+}
+
+
+def publish(payment: Payment, event_type: str, **extra) -> None:
+    """The domain event of a payment change (`payment.approved`...), in the same transaction."""
+    emit(event_type, order=payment.order, payment=payment, data={**payment_data(payment), **extra})
+
+
 def record_event(payment: Payment, type_: str, *, actor: str = "system", **fields) -> PaymentEvent | None:
     """Appends to the ledger. A fact Mercado Pago already reported (same provider_reference) is recorded once."""
     try:
         with transaction.atomic():
-            return PaymentEvent.objects.create(payment=payment, type=type_, actor=actor, **fields)
+            line = PaymentEvent.objects.create(payment=payment, type=type_, actor=actor, **fields)
     except IntegrityError:
         if not fields.get("provider_reference"):
             raise
         return None
+    if type_ in PUBLISHED:
+        publish(
+            payment,
+            PUBLISHED[type_],
+            refund={"amount": fields.get("amount"), "message": fields.get("message", ""), "by": actor},
+        )
+    return line
 
 
 def move_status(payment: Payment, target: str, *, payload=None, message: str = "", actor: str = "system") -> bool:
@@ -42,7 +72,9 @@ def move_status(payment: Payment, target: str, *, payload=None, message: str = "
         message=message,
         actor=actor,
     )
-    payment.status = target
+    previous, payment.status = payment.status, target
+    if target in PUBLISHED_STATUSES:
+        publish(payment, f"payment.{target}", previous_status=previous)
     return True
 
 
@@ -50,6 +82,7 @@ def flag_for_review(payment: Payment, reason: str, *, payload=None) -> None:
     payment.needs_review = True
     payment.review_reason = f"{payment.review_reason}\n{reason}".strip()
     record_event(payment, Event.REVIEW_FLAGGED, message=reason, payload=payload)
+    publish(payment, "payment.under_review", reason=reason)
     logger.warning("payment %s flagged for review: %s", payment.pk, reason)
 
 

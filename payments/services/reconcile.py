@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from orders.models import Order
 from payments.gateway import GatewayError, gateway
 from payments.models import Payment, Refund
 from payments.services.apply import cancel_at_provider, payment_apply_provider_order
@@ -74,6 +75,8 @@ def payments_reconcile(*, limit: int = 200) -> tuple[int, int]:
     )
     for payment_id in list(never_confirmed.values_list("pk", flat=True)):
         with transaction.atomic():
+            # Order first, then payment: the order every service locks in (its events take the order's row).
+            Order.objects.select_for_update().filter(payments=payment_id).first()
             payment = Payment.objects.select_for_update().get(pk=payment_id)
             if payment.status == Status.PENDING and not payment.provider_order_id:
                 move_status(payment, Status.EXPIRED, message="QR creation never confirmed by Mercado Pago")

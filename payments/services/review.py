@@ -92,6 +92,7 @@ def payment_review_resolve(*, payment_id, actor: str, comment: str) -> Payment:
     if not comment or not comment.strip():
         raise ReviewNotPossible("Say what was done: a comment is required.")
     with transaction.atomic():
+        Order.objects.select_for_update().filter(payments=payment_id).first()  # order first, then payment
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         payment.needs_review = False
         payment.save(update_fields=["needs_review", "updated_at"])

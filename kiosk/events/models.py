@@ -1,0 +1,120 @@
+"""Domain events and their delivery to subscribers (outgoing webhooks).
+
+An Event is written by a service function in the same transaction as the change it describes (see
+kiosk/events/services.py). For every active endpoint that wants its type, an EventDelivery is written beside
+it, and a task to send it: committed together, or not at all.
+"""
+
+import secrets
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+ENVELOPE_VERSION = 1
+
+
+def new_secret() -> str:
+    return f"whsec_{secrets.token_urlsafe(32)}"
+
+
+class Event(models.Model):
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    type = models.CharField(max_length=60, db_index=True)
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    aggregate_type = models.CharField(max_length=20)  # "order" or "payment"
+    aggregate_id = models.CharField(max_length=64)
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="events")
+    sequence = models.PositiveIntegerField(help_text="Per order, increasing from 1 with no gaps.")
+    correlation_id = models.CharField(max_length=100, blank=True)
+    causation_id = models.CharField(max_length=100, blank=True)
+    version = models.PositiveSmallIntegerField(default=ENVELOPE_VERSION)
+    data = models.JSONField()
+
+    class Meta:
+        ordering = ["order_id", "sequence"]
+        constraints = [models.UniqueConstraint(fields=["order", "sequence"], name="event_sequence_unique_per_order")]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.sequence} of order {self.order_id}"
+
+    def envelope(self) -> dict:
+        return {
+            "event_id": str(self.event_id),
+            "type": self.type,
+            "occurred_at": self.occurred_at.isoformat(),
+            "aggregate": {"type": self.aggregate_type, "id": self.aggregate_id},
+            "sequence": self.sequence,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "version": self.version,
+            "data": self.data,
+        }
+
+
+class WebhookEndpoint(models.Model):
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list, help_text='Event types to send, or ["*"] for all.')
+    active = models.BooleanField(default=True)
+    description = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(max_length=100, default=new_secret, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.description or self.url
+
+    def wants(self, event_type: str) -> bool:
+        return "*" in self.events or event_type in self.events
+
+
+class EventDelivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        DEAD = "dead", "Dead (gave up)"
+
+    delivery_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # Copied from the event: what keeps one order's events in sequence for one endpoint.
+    order_id = models.UUIDField()
+    sequence = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True, help_text="Being sent by a worker until then.")
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        verbose_name_plural = "event deliveries"
+        constraints = [models.UniqueConstraint(fields=["event", "endpoint"], name="one_delivery_per_event_endpoint")]
+        indexes = [
+            models.Index(fields=["endpoint", "order_id", "sequence"], name="delivery_order_sequence"),
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_status_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.type} -> {self.endpoint} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(EventDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    attempted_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    response_body = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-attempted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.status_code or self.error} in {self.duration_ms} ms"

@@ -1,0 +1,158 @@
+"""Emitting domain events: where `order.placed`, `payment.approved`, `order.paid`... are written.
+
+`emit` is called by the service functions (orders/services.py, payments/services/), inside the transaction
+that makes the change, never from signals or views. In that transaction it writes the event, one delivery
+per endpoint that wants it, and the task that sends each: the transactional outbox. A rollback takes all of
+it away; a commit makes all of it durable, whatever happens to the process afterwards.
+
+Each order's events are numbered 1, 2, 3... (`sequence`) with a counter on the order row, so the update that
+numbers an event also locks the order: services lock the order first, then its payments.
+"""
+
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import F
+
+from kiosk.events.models import Event, EventDelivery, WebhookEndpoint
+from kiosk.jobs import enqueue
+from kiosk.middleware import current_cause, current_request_id
+
+EVENT_TYPES = {
+    "order.placed": "A kiosk placed an order (awaiting payment; stock reserved).",
+    "order.paid": "The order is paid (by Mercado Pago or at the counter): what a fiscal receipt needs.",
+    "order.status_changed": "The order moved: received, in_preparation, ready, completed, cancelled.",
+    "order.cancelled": "The order was cancelled (customer, expiry, staff, or refunded in full before delivery).",
+    "payment.approved": "Mercado Pago says the money came in.",
+    "payment.rejected": "Mercado Pago refused the payment.",
+    "payment.expired": "The QR expired unpaid.",
+    "payment.cancelled": "The QR was given up (order cancelled, paid otherwise, or replaced).",
+    "payment.under_review": "Something about the payment needs a person (amount mismatch, late money...).",
+    "payment.refund_requested": "A refund was asked of Mercado Pago (it confirms later).",
+    "payment.refund_succeeded": "Mercado Pago confirmed a refund.",
+    "payment.refund_failed": "Mercado Pago reports a refund failed; its amount is refundable again.",
+    "payment.partially_refunded": "Confirmed refunds now cover part of the payment.",
+    "payment.refunded": "Confirmed refunds now cover the whole payment.",
+    "payment.charged_back": "The buyer disputed the payment with the card issuer.",
+}
+
+
+class EventOutsideTransaction(RuntimeError):
+    """An event must be written in the transaction of the change it describes."""
+
+
+def _plain(value):
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def emit(event_type: str, *, order, data: dict, payment=None) -> Event:
+    """Writes one event of `order` (and its deliveries and their tasks) in the caller's transaction."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type}")
+    if not connection.in_atomic_block:
+        raise EventOutsideTransaction(f"{event_type} must be emitted inside the transaction of its change")
+    order_model = type(order)
+    order_model.objects.filter(pk=order.pk).update(event_sequence=F("event_sequence") + 1)
+    sequence = order_model.objects.values_list("event_sequence", flat=True).get(pk=order.pk)
+    correlation = current_request_id.get()
+    event = Event.objects.create(
+        type=event_type,
+        aggregate_type="payment" if payment is not None else "order",
+        aggregate_id=str(payment.reference if payment is not None else order.pk),
+        order_id=order.pk,
+        sequence=sequence,
+        correlation_id="" if correlation == "-" else correlation[:100],
+        causation_id=current_cause.get() or ("" if correlation == "-" else correlation[:100]),
+        data=_plain(data),
+    )
+    current_cause.set(str(event.event_id))
+    endpoints = [e for e in WebhookEndpoint.objects.filter(active=True) if e.wants(event_type)]
+    if endpoints:
+        from kiosk.events import tasks
+
+        EventDelivery.objects.bulk_create(
+            [EventDelivery(event=event, endpoint=e, order_id=order.pk, sequence=sequence) for e in endpoints]
+        )
+        # (MySQL's bulk insert returns no ids: read them back.)
+        for delivery_id in EventDelivery.objects.filter(event=event).values_list("pk", flat=True):
+            enqueue(tasks.deliver_event, delivery_id)
+    return event
+
+
+# --- What the events carry ------------------------------------------------------------------------
+
+
+def order_data(order) -> dict:
+    return {
+        "order_id": str(order.pk),
+        "number": order.number,
+        "business_date": order.business_date.isoformat(),
+        "status": order.status,
+        "total": order.total,
+        "terminal": {"id": order.terminal_id, "store": order.terminal.store, "name": order.terminal.name},
+    }
+
+
+def order_items(order) -> list[dict]:
+    return [
+        {
+            "product_id": item.product_id,
+            "name": item.product_name,
+            "quantity": item.quantity,
+            "unit_price": item.unit_price,
+            "line_total": item.line_total,
+            "note": item.note,
+        }
+        for item in order.items.all()
+    ]
+
+
+def payment_data(payment) -> dict:
+    return {
+        "payment_id": payment.pk,
+        "reference": payment.reference,
+        "order_id": str(payment.order_id),
+        "status": payment.status,
+        "amount": payment.amount,
+        "paid_amount": payment.paid_amount,
+        "mercadopago": {
+            "order_id": payment.provider_order_id or None,
+            "payment_id": payment.provider_payment_id or None,
+        },
+    }
+
+
+def emit_order_paid(order, *, method: str, payment=None) -> Event:
+    """`order.paid`, with what a fiscal-receipt issuer needs. The CPF only when the customer asked for it on
+    the receipt ("CPF na nota"); e-mail and name never."""
+    customer = order.customer if order.cpf_on_receipt and order.customer_id else None
+    data = {
+        **order_data(order),
+        "status": "received",
+        "items": order_items(order),
+        "totals": {"items": sum((i.line_total for i in order.items.all()), Decimal("0.00")), "total": order.total},
+        "payment": {
+            "method": method,
+            **(
+                {
+                    "payment_id": payment.pk,
+                    "reference": payment.reference,
+                    "amount": payment.paid_amount,
+                    "mercadopago": {
+                        "order_id": payment.provider_order_id or None,
+                        "payment_id": payment.provider_payment_id or None,
+                    },
+                }
+                if payment is not None
+                else {"amount": order.total}
+            ),
+        },
+        "customer": {"cpf": customer.cpf} if customer else None,
+    }
+    return emit("order.paid", order=order, data=data)
