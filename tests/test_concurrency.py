@@ -125,6 +125,10 @@ def test_fifty_concurrent_notifications_change_the_payment_once(terminal, menu, 
 
     responses = _in_parallel(post, count=50)
     assert [r.status_code for r in responses] == [200] * 50
+    assert Payment.objects.get().status == "pending"  # stored and enqueued: applying is the worker's
+    from kiosk.worker import run_pending
+
+    _in_parallel(lambda _: run_pending(), count=10)  # ten workers at once
     stored = Payment.objects.get()
     assert stored.status == "approved"
     changes = PaymentEvent.objects.filter(payment=stored, type="status_changed")

@@ -4,6 +4,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from kiosk.problems import InvalidTransition, OutOfStock, ProductUnavailable
@@ -123,9 +124,10 @@ def test_full_happy_path_records_the_time_of_every_change(terminal, menu):
 def test_invalid_transitions_are_refused_and_change_nothing(terminal, menu, path, target):
     order = order_place(terminal=terminal, items=[ItemRequest(menu["burger"].pk, 1)])
     for step in path:
-        services._transition(order_id=order.pk, target=step)
+        with transaction.atomic():
+            services._transition(order_id=order.pk, target=step)
     before = Order.objects.get(pk=order.pk)
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidTransition), transaction.atomic():
         services._transition(order_id=order.pk, target=target)
     after = Order.objects.get(pk=order.pk)
     assert (after.status, after.updated_at) == (before.status, before.updated_at)

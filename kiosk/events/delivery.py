@@ -90,7 +90,8 @@ def _policy() -> RetryPolicy:
 
 
 def _lease() -> timedelta:
-    return timedelta(seconds=2 * settings.WEBHOOK_TIMEOUT + 30)
+    """How long a claimed delivery is its worker's: past it (the worker died mid-send), another may send it."""
+    return timedelta(seconds=3 * settings.WEBHOOK_TIMEOUT + 5)
 
 
 def _earlier_undelivered(delivery: EventDelivery) -> bool:
@@ -116,6 +117,8 @@ def _claim(delivery_id: int) -> tuple[EventDelivery | None, str]:
         if delivery.status != Status.PENDING:
             return None, f"already {delivery.status}"
         if delivery.locked_until and delivery.locked_until > now:
+            # Perhaps by a worker that died: look again when its lease is over (a no-op if it was sent).
+            enqueue(_task(), delivery.pk, delay=(delivery.locked_until - now).total_seconds() + 1)
             return None, "being sent by another worker"
         if delivery.next_attempt_at and delivery.next_attempt_at > now + timedelta(seconds=1):
             return None, "not due yet"
