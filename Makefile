@@ -45,8 +45,10 @@ run: $(VENV)/.runtime-installed .env
 	@echo "    Pickup board (JSON):  http://$(HOST):$(PORT)/api/v1/pickup-board/"
 	@echo "    Demo API users: kiosk1/kiosk1, kitchen1/kitchen1, manager1/manager1"
 	@if [ -z "$$MERCADOPAGO_ACCESS_TOKEN" ]; then echo "    Payments: Mercado Pago simulator; a QR opens its pay page at $$SITE_URL/mp-simulator/pay/<id>/"; else echo "    Payments: live Mercado Pago"; fi
+	@echo "    Background worker:    notifications, refunds, outgoing webhooks; scheduled jobs (see Procfile)"
 	@echo ""
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@# One command, one Ctrl-C: honcho runs the Procfile's web server and worker, and stops both.
+	HOST=$(HOST) $(BIN)/honcho start -f Procfile -p $(PORT)
 
 # This checkout's own settings, written once: DEBUG and a generated key, so that every `manage.py` command
 # (reconcile_payments, cancel_stale_orders...) runs with the same settings as `make run`. Git ignores it.

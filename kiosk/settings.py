@@ -231,6 +231,9 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=5.0)
 # A worker silent this long is dead: the tasks it left running are queued again, worker_status fails.
 WORKER_STALE_SECONDS = env.int("WORKER_STALE_SECONDS", default=60)
+# /readyz always reports the live workers; with this on it also answers 503 when none is alive. Off by
+# default: a stopped worker must not take the web pods (and the kiosks' orders) out of the load balancer.
+READYZ_REQUIRE_WORKER = env.bool("READYZ_REQUIRE_WORKER", default=False)
 TASKS_KEEP_SUCCEEDED_DAYS = env.int("TASKS_KEEP_SUCCEEDED_DAYS", default=7)
 # The periodic jobs' intervals in seconds (0 turns one off, for instance when cron runs the command instead).
 SCHEDULE_RECONCILE_SECONDS = env.int("SCHEDULE_RECONCILE_SECONDS", default=60)

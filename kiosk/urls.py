@@ -11,6 +11,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from kiosk import checks
 from kiosk.problems import problem_json_response
+from kiosk.worker import alive_workers
 from payments import report_views
 
 
@@ -20,11 +21,13 @@ def healthz(request):
 
 
 def readyz(request):
-    """Readiness: the database answers and can convert dates to the local time zone."""
+    """Readiness: the database answers and can convert dates to the local time zone; the workers' heartbeats
+    are reported (and required with READYZ_REQUIRE_WORKER)."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         missing_timezones = checks.timezone_tables_missing()
+        workers = alive_workers()
     except Exception:  # any database failure means "not ready", never a crash
         return problem_json_response(status=503, code="database_unavailable", detail="The database is not answering.")
     if missing_timezones:
@@ -33,7 +36,14 @@ def readyz(request):
             code="timezone_tables_missing",
             detail=f"{checks.timezone_tables_message()} {checks.TIMEZONE_TABLES_HINT}",
         )
-    return JsonResponse({"status": "ok"})
+    if not workers and settings.READYZ_REQUIRE_WORKER:
+        return problem_json_response(
+            status=503,
+            code="worker_not_running",
+            detail=f"No worker (manage.py run_worker) has beaten within {settings.WORKER_STALE_SECONDS} s.",
+            workers_alive=0,
+        )
+    return JsonResponse({"status": "ok", "workers_alive": workers})
 
 
 api_v1 = [
@@ -41,6 +51,7 @@ api_v1 = [
     re_path(r"^auth/token/refresh/?$", TokenRefreshView.as_view(), name="token-refresh"),
     path("", include("orders.urls")),
     path("", include("payments.urls")),
+    path("", include("kiosk.events.urls")),
 ]
 
 

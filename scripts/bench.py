@@ -1,10 +1,13 @@
 """`make bench`: latency figures of the paths a kiosk and Mercado Pago exercise, on this machine.
 
-Starts the app under gunicorn (2 workers, 4 threads each) on a throw-away SQLite database in simulator
-mode, drives it over real HTTP on 127.0.0.1, prints p50/p95/max per step and stops everything. Every loop
+Starts the app under gunicorn (2 workers, 4 threads each) and one background worker (`run_worker`) on a
+throw-away SQLite database in simulator mode, drives it over real HTTP on 127.0.0.1, prints p50/p95/max per
+step and stops everything. Every loop
 is bounded in count and time. Figures are for comparing changes on the same machine, not promises.
 """
 
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -24,6 +27,8 @@ PORT = int(os.environ.get("BENCH_PORT", "8765"))
 BASE = f"http://127.0.0.1:{PORT}"
 ORDERS = int(os.environ.get("BENCH_ORDERS", "200"))
 PAYMENTS = int(os.environ.get("BENCH_PAYMENTS", "30"))
+NOTIFICATIONS = int(os.environ.get("BENCH_NOTIFICATIONS", "200"))
+WEBHOOK_SECRET = uuid.uuid4().hex
 
 
 def percentiles(samples: list[float]) -> str:
@@ -53,6 +58,7 @@ def main() -> int:
         # The simulator's notifications leave 1 s after a payment, as Mercado Pago's do; here they leave at
         # once, so that "paid -> kitchen" measures this back end, not the stand-in's clock.
         "MERCADOPAGO_SIMULATOR_NOTIFY_DELAY": "0",
+        "MERCADOPAGO_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
     env.pop("MERCADOPAGO_ACCESS_TOKEN", None)
     python = sys.executable
@@ -79,6 +85,12 @@ def main() -> int:
         cwd=ROOT,
         env=env,
     )
+    # Applying notifications is the worker's job: without it nothing reaches the kitchen.
+    worker = subprocess.Popen(
+        [python, "manage.py", "run_worker", "--no-reload", "--interval", "0.05", "--verbosity", "0"],
+        cwd=ROOT,
+        env={**env, "LOG_LEVEL": "WARNING"},
+    )
     try:
         for _ in range(100):
             try:
@@ -91,8 +103,10 @@ def main() -> int:
             return 1
         return run()
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=10)
+        for process in (server, worker):
+            process.send_signal(signal.SIGTERM)
+        for process in (server, worker):
+            process.wait(timeout=20)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -110,7 +124,7 @@ def run() -> int:
     unlimited = [p["id"] for p in products if p["stock"] is None][:3]
     body = {"items": [{"product_id": pid, "quantity": 1} for pid in unlimited]}
 
-    print(f"kiosk back end benchmark on {BASE} (gunicorn 2x4, SQLite, simulator mode)")
+    print(f"kiosk back end benchmark on {BASE} (gunicorn 2x4 and a worker, SQLite, simulator mode)")
     place, order_ids = [], []
     for _ in range(ORDERS):
         elapsed, response = timed(
@@ -164,6 +178,27 @@ def run() -> int:
     print(f"poll payment status                  {percentiles(poll)}")
     print(f"paid -> kitchen (webhook, 0 s delay)  {percentiles(to_kitchen)}")
 
+    # Mercado Pago's side of the notification URL: store, verify, enqueue, answer. It never waits on Mercado
+    # Pago (the worker fetches and applies), so Mercado Pago's latency does not show here.
+    paid_ids = [session.get(f"{BASE}/api/v1/orders/{o}/payment/", headers=kiosk, timeout=10).json() for o in order_ids]
+    mp_ids = [p["payment"]["provider_order_id"] for p in paid_ids if p.get("payment")][:PAYMENTS]
+    notified = []
+    for i in range(NOTIFICATIONS):
+        data_id, request_id, ts = mp_ids[i % len(mp_ids)], uuid.uuid4().hex, str(int(time.time()))
+        manifest = f"id:{data_id};request-id:{request_id};ts:{ts};"  # signed as Mercado Pago signs
+        v1 = hmac.new(WEBHOOK_SECRET.encode(), manifest.encode(), hashlib.sha256).hexdigest()
+        elapsed, response = timed(
+            lambda: session.post(
+                f"{BASE}/api/v1/webhooks/mercadopago/?data.id={data_id}&type=order",
+                json={"action": "order.processed", "type": "order", "data": {"id": data_id}},
+                headers={"x-request-id": request_id, "x-signature": f"ts={ts},v1={v1}"},
+                timeout=10,
+            )
+        )
+        assert response.status_code == 200, response.text
+        notified.append(elapsed)
+    print(f"notification URL (signed, duplicates) {percentiles(notified)}")
+
     queue = [
         timed(lambda: session.get(f"{BASE}/api/v1/kitchen/orders/", headers=kitchen, timeout=10))[0] for _ in range(50)
     ]
@@ -172,7 +207,7 @@ def run() -> int:
     if missing:
         print(f"{missing} payment(s) did not reach the kitchen within 10 s", file=sys.stderr)
         return 1
-    print(json.dumps({"orders": ORDERS, "payments": PAYMENTS}))
+    print(json.dumps({"orders": ORDERS, "payments": PAYMENTS, "notifications": NOTIFICATIONS}))
     return 0
 
 

@@ -228,6 +228,7 @@ def migration_data(db):
     importlib.import_module("orders.migrations.0002_roles_and_pickup_counter").create_roles(apps, None)
     importlib.import_module("payments.migrations.0002_manager_permissions").grant(apps, None)
     importlib.import_module("kiosk.migrations.0003_manager_audit_permission").grant(apps, None)
+    importlib.import_module("kiosk.events.migrations.0002_manager_permissions").grant(apps, None)
 
 
 # --- Orders and payments a test starts from -------------------------------------------------------
@@ -276,11 +277,13 @@ class WorkerProcesses:
 
     def __init__(self):
         self.processes = []
+        self.logs_files = []
 
     def start(self, *args: str, **env: str):
         import os
         import subprocess
         import sys
+        import tempfile
 
         from django.conf import settings
 
@@ -294,6 +297,8 @@ class WorkerProcesses:
             "MERCADOPAGO_SIMULATOR_AUTOPUMP": "false",
             **{k: str(v) for k, v in env.items()},
         }
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the fixture, after the test reads it
+        self.logs_files.append(log)
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -307,12 +312,20 @@ class WorkerProcesses:
             ],
             cwd=settings.BASE_DIR,
             env=environment,
-            stdout=subprocess.PIPE,
+            # A file, not a pipe: a pipe nobody reads fills up and blocks the worker on its next log line.
+            stdout=log,
             stderr=subprocess.STDOUT,
-            text=True,
         )
         self.processes.append(process)
         return process
+
+    def logs(self) -> str:
+        """Everything the workers printed (shown when a test using them fails)."""
+        texts = []
+        for log in self.logs_files:
+            log.seek(0)
+            texts.append(log.read().decode(errors="replace"))
+        return "\n".join(texts)
 
     def stop_all(self):
         import subprocess
@@ -328,7 +341,20 @@ class WorkerProcesses:
 
 
 @pytest.fixture
-def workers():
+def workers(request):
     running = WorkerProcesses()
     yield running
     running.stop_all()
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print("--- the workers' output ---\n" + running.logs()[-20000:])
+    for log in running.logs_files:
+        log.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item (`rep_call`), for fixtures that show more on failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -1,22 +1,12 @@
 """A real HTTP subscriber on 127.0.0.1 for the outgoing-webhook tests: it checks every signature the way the
 README tells integrators to, records what arrived, and fails on purpose when told to."""
 
-import hashlib
-import hmac
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-def verify(secret: str, header: str, body: bytes, *, tolerance: int = 300) -> bool:
-    """The README's few lines: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">."""
-    parts = dict(piece.split("=", 1) for piece in header.split(",") if "=" in piece)
-    timestamp, signature = parts.get("t", ""), parts.get("v1", "")
-    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance:
-        return False
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
+from scripts.webhook_listener import verify  # the README's few lines, as integrators copy them
 
 
 class Subscriber:

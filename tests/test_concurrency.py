@@ -252,3 +252,29 @@ def test_twenty_concurrent_partial_refunds_of_the_same_amount_agree_with_mercado
     today = timezone.localdate()
     assert reports.sales_summary(start=today, end=today)["refunds"] == ledger_total
     assert stored.status == "partially_refunded"
+
+
+def test_an_endpoint_deleted_while_an_order_is_placed_does_not_fail_the_order(terminal, menu, monkeypatch):
+    """A manager deletes a webhook endpoint between the moment an event picks its subscribers and the moment
+    it writes their deliveries: the customer's order is placed all the same, with no delivery to the gone."""
+    from kiosk.events.endpoints import endpoint_delete
+    from kiosk.events.models import Event, EventDelivery, WebhookEndpoint
+
+    hook = WebhookEndpoint.objects.create(url="http://127.0.0.1:9/hook", events=["*"])
+    original = WebhookEndpoint.wants
+    deleted = []
+
+    def wants_then_vanishes(self, event_type):
+        if not deleted:  # another connection deletes it now, and commits
+            worker = threading.Thread(target=lambda: (endpoint_delete(endpoint_id=self.pk), connection.close()))
+            worker.start()
+            worker.join()
+            deleted.append(self.pk)
+        return original(self, event_type)
+
+    monkeypatch.setattr(WebhookEndpoint, "wants", wants_then_vanishes)
+    response = place(client_for(terminal.user), [{"product_id": menu["burger"].pk, "quantity": 1}])
+    assert response.status_code == 201, response.content
+    assert deleted == [hook.pk] and not WebhookEndpoint.objects.exists()
+    assert Event.objects.filter(order_id=response.json()["id"], type="order.placed").exists()
+    assert not EventDelivery.objects.exists()

@@ -72,7 +72,26 @@ def test_cpf_and_email_never_reach_the_logs(caplog):
 
 def test_health_endpoints(client):
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok", "workers_alive": 0}
+
+
+def test_readyz_counts_live_workers_and_can_require_one(client, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from kiosk.models import WorkerHeartbeat
+
+    settings.READYZ_REQUIRE_WORKER = True
+    stopped = client.get("/readyz")
+    assert stopped.status_code == 503 and stopped.json()["code"] == "worker_not_running"
+    long_ago = timezone.now() - timedelta(seconds=settings.WORKER_STALE_SECONDS + 1)
+    WorkerHeartbeat.objects.create(worker_id="dead", hostname="h", pid=1, started_at=long_ago, seen_at=long_ago)
+    assert client.get("/readyz").status_code == 503  # a killed worker's last beat does not count
+    WorkerHeartbeat.objects.create(
+        worker_id="alive", hostname="h", pid=2, started_at=timezone.now(), seen_at=timezone.now()
+    )
+    assert client.get("/readyz").json() == {"status": "ok", "workers_alive": 1}
 
 
 def test_openapi_schema_and_docs_are_served(client):

@@ -28,11 +28,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from kiosk.events.models import DeliveryAttempt, EventDelivery
+from kiosk.events.models import DeliveryAttempt, EventDelivery, WebhookEndpoint
 from kiosk.jobs import RetryPolicy, enqueue
 
 logger = logging.getLogger("kiosk.events")
 Status = EventDelivery.Status
+ENDPOINT_DELETED = "endpoint deleted"  # a delivery row goes with its endpoint (on_delete=CASCADE)
 
 
 # --- Signing --------------------------------------------------------------------------------------
@@ -57,7 +58,10 @@ def _allowed_networks():
 def check_url(url: str) -> None:
     """Refuses what a subscriber URL must not be: not http(s), credentials in it, or a host that resolves to
     a private, loopback, link-local or otherwise non-public address (unless WEBHOOK_ALLOWED_NETWORKS says)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "http://[::1/"
+        raise UrlNotAllowed("The URL is not well formed.") from None
     if parts.scheme not in ("http", "https"):
         raise UrlNotAllowed("The URL must start with http:// or https://.")
     if not parts.hostname:
@@ -94,26 +98,28 @@ def _lease() -> timedelta:
     return timedelta(seconds=3 * settings.WEBHOOK_TIMEOUT + 5)
 
 
-def _earlier_undelivered(delivery: EventDelivery) -> bool:
-    """Is an earlier event of the same order still undelivered to this endpoint? (Rows locked: the answer
-    waits for a delivery being recorded right now.)"""
-    earlier = EventDelivery.objects.select_for_update().filter(
-        endpoint_id=delivery.endpoint_id, order_id=delivery.order_id, sequence__lt=delivery.sequence
-    )
-    return any(status != Status.DELIVERED for status in earlier.values_list("status", flat=True))
-
-
 def _claim(delivery_id: int) -> tuple[EventDelivery | None, str]:
+    """Takes a delivery for sending (a lease in `locked_until`), if it is due and every earlier event of its
+    order has reached the endpoint.
+
+    The delivery and the earlier ones of its order and endpoint are locked together in sequence order, so
+    every claim and record takes them in one order (no deadlock), and a claim waits for a record in progress
+    instead of missing it: a delivery that finds an earlier one undelivered is handed the turn by that one's
+    success (`_hand_over`), never lost between the two.
+    """
     now = timezone.now()
+    key = EventDelivery.objects.filter(pk=delivery_id).values("endpoint_id", "order_id", "sequence").first()
+    if key is None:
+        return None, ENDPOINT_DELETED
     with transaction.atomic():
-        delivery = (
-            EventDelivery.objects.select_for_update(skip_locked=True)
-            .select_related("event", "endpoint")
-            .filter(pk=delivery_id)
-            .first()
+        rows = list(
+            EventDelivery.objects.select_for_update()
+            .filter(endpoint_id=key["endpoint_id"], order_id=key["order_id"], sequence__lte=key["sequence"])
+            .order_by("sequence")
         )
+        delivery = next((row for row in rows if row.pk == delivery_id), None)
         if delivery is None:
-            return None, "in another worker's hands"
+            return None, ENDPOINT_DELETED
         if delivery.status != Status.PENDING:
             return None, f"already {delivery.status}"
         if delivery.locked_until and delivery.locked_until > now:
@@ -122,13 +128,14 @@ def _claim(delivery_id: int) -> tuple[EventDelivery | None, str]:
             return None, "being sent by another worker"
         if delivery.next_attempt_at and delivery.next_attempt_at > now + timedelta(seconds=1):
             return None, "not due yet"
-        if not delivery.endpoint.active:
+        if not WebhookEndpoint.objects.filter(pk=delivery.endpoint_id, active=True).exists():
             return None, "endpoint inactive"
-        if _earlier_undelivered(delivery):
+        if any(row.status != Status.DELIVERED for row in rows if row.sequence < delivery.sequence):
             return None, "waiting for an earlier event of the order"
         delivery.locked_until = now + _lease()
         delivery.save(update_fields=["locked_until"])
-    return delivery, ""
+    delivery = EventDelivery.objects.select_related("event", "endpoint").filter(pk=delivery_id).first()
+    return delivery, "" if delivery is not None else ENDPOINT_DELETED
 
 
 def _post(delivery: EventDelivery) -> tuple[int | None, str, str, int]:
@@ -171,7 +178,10 @@ def deliver(delivery_id: int) -> str:
         return why_not
     code, error, text, duration = _post(delivery)
     with transaction.atomic():
-        delivery = EventDelivery.objects.select_for_update().get(pk=delivery_id)
+        delivery = EventDelivery.objects.select_for_update().filter(pk=delivery_id).first()
+        if delivery is None:
+            # Its endpoint was deleted while we were sending (the deliveries go with it): nothing to record.
+            return ENDPOINT_DELETED
         DeliveryAttempt.objects.create(
             delivery=delivery, status_code=code, duration_ms=duration, error=error[:500], response_body=text[:500]
         )
@@ -234,22 +244,39 @@ def send_again(delivery_ids) -> int:
     return count
 
 
-def deliveries_sweep(*, now=None, limit: int = 500) -> int:
-    """Re-enqueues pending deliveries whose task is overdue (lost, or the worker was down): the safety net
-    behind the tasks. Extra tasks are harmless: a delivery is claimed before it is sent."""
-    now = now or timezone.now()
-    grace = now - timedelta(seconds=30)
-    due = (
-        EventDelivery.objects.filter(status=Status.PENDING)
-        .filter(Q(next_attempt_at__isnull=True, created_at__lt=grace) | Q(next_attempt_at__lt=grace))
+def _enqueue_first_of_each_order(pending, *, now, limit: int) -> int:
+    """Enqueues the first of `pending` (deliveries) for each order and endpoint: the others follow it
+    (`_hand_over`). Those a worker holds are left to it."""
+    pending = (
+        pending.filter(status=Status.PENDING)
         .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
         .order_by("order_id", "sequence")
     )
     seen_orders, count = set(), 0
-    for pk, endpoint_id, order_id in due.values_list("pk", "endpoint_id", "order_id")[:limit]:
+    for pk, endpoint_id, order_id in pending.values_list("pk", "endpoint_id", "order_id")[:limit]:
         if (endpoint_id, order_id) in seen_orders:
             continue  # only the first of an order: the others follow it
         seen_orders.add((endpoint_id, order_id))
         enqueue(_task(), pk)
         count += 1
     return count
+
+
+def deliveries_sweep(*, now=None, limit: int = 500) -> int:
+    """Re-enqueues pending deliveries whose task is overdue (lost, or the worker was down): the safety net
+    behind the tasks. Extra tasks are harmless: a delivery is claimed before it is sent. Inactive endpoints'
+    deliveries wait for `deliveries_resume` (else they would take the sweep's `limit` every time)."""
+    now = now or timezone.now()
+    grace = now - timedelta(seconds=30)
+    due = EventDelivery.objects.filter(endpoint__active=True).filter(
+        Q(next_attempt_at__isnull=True, created_at__lt=grace) | Q(next_attempt_at__lt=grace)
+    )
+    return _enqueue_first_of_each_order(due, now=now, limit=limit)
+
+
+def deliveries_resume(*, endpoint_id: int, limit: int = 500) -> int:
+    """An endpoint active again: what waited for it goes now, the first of each order, in the caller's
+    transaction. Beyond `limit` orders, the sweep takes the rest."""
+    return _enqueue_first_of_each_order(
+        EventDelivery.objects.filter(endpoint_id=endpoint_id), now=timezone.now(), limit=limit
+    )

@@ -9,14 +9,17 @@ Each order's events are numbered 1, 2, 3... (`sequence`) with a counter on the o
 numbers an event also locks the order: services lock the order first, then its payments.
 """
 
+import logging
 from decimal import Decimal
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from kiosk.events.models import Event, EventDelivery, WebhookEndpoint
 from kiosk.jobs import enqueue
 from kiosk.middleware import current_cause, current_request_id
+
+logger = logging.getLogger("kiosk.events")
 
 EVENT_TYPES = {
     "order.placed": "A kiosk placed an order (awaiting payment; stock reserved).",
@@ -72,17 +75,35 @@ def emit(event_type: str, *, order, data: dict, payment=None) -> Event:
         data=_plain(data),
     )
     current_cause.set(str(event.event_id))
-    endpoints = [e for e in WebhookEndpoint.objects.filter(active=True) if e.wants(event_type)]
-    if endpoints:
-        from kiosk.events import tasks
-
-        EventDelivery.objects.bulk_create(
-            [EventDelivery(event=event, endpoint=e, order_id=order.pk, sequence=sequence) for e in endpoints]
-        )
-        # (MySQL's bulk insert returns no ids: read them back.)
-        for delivery_id in EventDelivery.objects.filter(event=event).values_list("pk", flat=True):
-            enqueue(tasks.deliver_event, delivery_id)
+    _write_deliveries(event)
     return event
+
+
+def _write_deliveries(event: Event) -> None:
+    """One delivery, and its task, per active endpoint that wants the event."""
+    from kiosk.events import tasks
+
+    for _ in range(3):
+        endpoints = [e for e in WebhookEndpoint.objects.filter(active=True) if e.wants(event.type)]
+        if not endpoints:
+            return
+        try:
+            with transaction.atomic():  # a savepoint: an endpoint deleted meanwhile must not fail the change
+                EventDelivery.objects.bulk_create(
+                    [
+                        EventDelivery(event=event, endpoint=e, order_id=event.order_id, sequence=event.sequence)
+                        for e in endpoints
+                    ]
+                )
+            break
+        except IntegrityError:
+            continue  # read the endpoints again
+    else:
+        logger.error("event %s: endpoints kept changing; its deliveries were not written", event.event_id)
+        return
+    # (MySQL's bulk insert returns no ids: read them back.)
+    for delivery_id in EventDelivery.objects.filter(event=event).values_list("pk", flat=True):
+        enqueue(tasks.deliver_event, delivery_id)
 
 
 # --- What the events carry ------------------------------------------------------------------------
