@@ -221,3 +221,28 @@ def test_the_readme_verification_snippet_rejects_a_tampered_body():
 def test_money_in_events_is_exact_decimal_strings(order):
     placed = Event.objects.get(order_id=order["id"])
     assert placed.data["total"] == "61.70" and Decimal(placed.data["total"]) == Decimal("61.70")
+
+
+def test_the_sweep_sends_what_lost_its_task_but_leaves_what_waits_behind_a_dead_one(
+    kiosk, menu, endpoint, subscriber
+):
+    """The safety net behind the tasks: a delivery whose task is gone (a worker that was down, a lost row) is
+    queued again by the schedule; one held behind a dead event of its order waits for "send again"."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from kiosk.events.delivery import deliveries_sweep
+    from orders.services import order_cancel
+
+    lost = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()["id"]
+    held = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()["id"]
+    order_cancel(order_id=held)
+    DBTaskResult.objects.all().delete()  # every task lost
+    EventDelivery.objects.filter(order_id=held, sequence=1).update(status="dead")
+    later = timezone.now() + timedelta(minutes=1)
+    assert deliveries_sweep(now=later) == 1  # the lost order's only event; not the held order's
+    run_pending()
+    assert [(env["data"]["order_id"], env["type"]) for _, env in subscriber.received] == [(lost, "order.placed")]
+    assert set(EventDelivery.objects.filter(order_id=held).values_list("status", flat=True)) == {"dead", "pending"}

@@ -295,3 +295,32 @@ def test_an_unreadable_signature_ts_is_401_and_never_retried(paid_at_mercadopago
     call_command("process_notifications")
     assert Payment.objects.get().status == "pending"
     assert len(mercadopago.calls) == 1  # only the checkout
+
+
+@transactional
+def test_the_notification_url_answers_without_calling_mercado_pago_even_when_it_hangs(
+    paid_at_mercadopago, mercadopago
+):
+    """The notification URL stores, verifies and queues: Mercado Pago's latency never reaches its answer.
+    The worker then fetches the order; when Mercado Pago times out there, it tries again later."""
+    from kiosk.worker import run_pending
+
+    data_id = paid_at_mercadopago.provider_order_id
+    calls = len(mercadopago.calls)
+    mercadopago.faults = ["timeout", "timeout", "timeout"]  # every call the notification could make would hang
+    headers = sdk_signed_headers(data_id=data_id, secret=settings.MERCADOPAGO_WEBHOOK_SECRET)
+    response = Client(REMOTE_ADDR="203.0.113.9").post(
+        f"{URL}?data.id={data_id}&type=order",
+        json.dumps({"type": "order", "action": "order.processed", "data": {"id": data_id}}),
+        content_type="application/json",
+        **headers,
+    )
+    assert response.status_code == 200 and response.json()["status"] == "received"
+    assert len(mercadopago.calls) == calls  # not one call inside Mercado Pago's request
+    assert Payment.objects.get().status == "pending"
+    run_pending()  # the worker: Mercado Pago times out, the delivery waits for its next attempt
+    assert len(mercadopago.calls) > calls and Payment.objects.get().status == "pending"
+    mercadopago.faults = []
+    WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+    call_command("process_notifications")
+    assert Payment.objects.get().status == "approved"

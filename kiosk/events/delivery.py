@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from kiosk.events.models import DeliveryAttempt, EventDelivery, WebhookEndpoint
@@ -265,11 +265,20 @@ def _enqueue_first_of_each_order(pending, *, now, limit: int) -> int:
 def deliveries_sweep(*, now=None, limit: int = 500) -> int:
     """Re-enqueues pending deliveries whose task is overdue (lost, or the worker was down): the safety net
     behind the tasks. Extra tasks are harmless: a delivery is claimed before it is sent. Inactive endpoints'
-    deliveries wait for `deliveries_resume` (else they would take the sweep's `limit` every time)."""
+    deliveries wait for `deliveries_resume`, and those held behind a dead one of their order wait for its
+    "send again" (else they would take the sweep's `limit` every time)."""
     now = now or timezone.now()
     grace = now - timedelta(seconds=30)
-    due = EventDelivery.objects.filter(endpoint__active=True).filter(
-        Q(next_attempt_at__isnull=True, created_at__lt=grace) | Q(next_attempt_at__lt=grace)
+    dead_before = EventDelivery.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"),
+        order_id=OuterRef("order_id"),
+        sequence__lt=OuterRef("sequence"),
+        status=Status.DEAD,
+    )
+    due = (
+        EventDelivery.objects.filter(endpoint__active=True)
+        .filter(Q(next_attempt_at__isnull=True, created_at__lt=grace) | Q(next_attempt_at__lt=grace))
+        .exclude(Exists(dead_before))
     )
     return _enqueue_first_of_each_order(due, now=now, limit=limit)
 
