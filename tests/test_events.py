@@ -223,9 +223,7 @@ def test_money_in_events_is_exact_decimal_strings(order):
     assert placed.data["total"] == "61.70" and Decimal(placed.data["total"]) == Decimal("61.70")
 
 
-def test_the_sweep_sends_what_lost_its_task_but_leaves_what_waits_behind_a_dead_one(
-    kiosk, menu, endpoint, subscriber
-):
+def test_the_sweep_sends_what_lost_its_task_but_leaves_what_waits_behind_a_dead_one(kiosk, menu, endpoint, subscriber):
     """The safety net behind the tasks: a delivery whose task is gone (a worker that was down, a lost row) is
     queued again by the schedule; one held behind a dead event of its order waits for "send again"."""
     from datetime import timedelta

@@ -298,9 +298,7 @@ def test_an_unreadable_signature_ts_is_401_and_never_retried(paid_at_mercadopago
 
 
 @transactional
-def test_the_notification_url_answers_without_calling_mercado_pago_even_when_it_hangs(
-    paid_at_mercadopago, mercadopago
-):
+def test_the_notification_url_answers_without_calling_mercado_pago_even_when_it_hangs(paid_at_mercadopago, mercadopago):
     """The notification URL stores, verifies and queues: Mercado Pago's latency never reaches its answer.
     The worker then fetches the order; when Mercado Pago times out there, it tries again later."""
     from kiosk.worker import run_pending
