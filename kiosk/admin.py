@@ -19,8 +19,21 @@ from kiosk.jobs import policy_for
 from kiosk.models import AuditRecord, WorkerHeartbeat
 
 
+class ReadOnlyMixin:
+    """For what the back office shows and never edits: ledgers, audit trails, deliveries, heartbeats."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(AuditRecord)
-class AuditRecordAdmin(admin.ModelAdmin):
+class AuditRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Who did what in the back office. Append-only: nobody edits or deletes it here."""
 
     list_display = ["created_at", "actor", "action", "object_type", "object_repr", "reason"]
@@ -30,15 +43,6 @@ class AuditRecordAdmin(admin.ModelAdmin):
     search_fields = ["=object_id", "actor__username", "reason"]
     fields = ["created_at", "actor", "action", "object_type", "object_id", "object_repr", "reason", "before", "after"]
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 # --- Background work (django-tasks-db) ------------------------------------------------------------
@@ -140,7 +144,7 @@ class TaskResultAdmin(DBTaskResultAdmin):
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """The running workers (`manage.py run_worker`), as their heartbeats show them."""
 
     list_display = ["worker_id", "hostname", "pid", "alive", "seen_at", "started_at", "tasks_run", "current_task"]
@@ -151,12 +155,3 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
     @admin.display(description="alive", boolean=True)
     def alive(self, beat: WorkerHeartbeat) -> bool:
         return beat.seen_at >= timezone.now() - timedelta(seconds=settings.WORKER_STALE_SECONDS)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

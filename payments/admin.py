@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 
+from kiosk.admin import ReadOnlyMixin
 from kiosk.audit import audit, snapshot
 from kiosk.problems import DomainError
 from orders.admin import CPFSearchMixin
@@ -28,17 +29,6 @@ from payments.models import Payment, PaymentEvent, Refund, WebhookDelivery
 from payments.services import refunds, review
 
 AUDITED_PAYMENT_FIELDS = ["status", "amount", "paid_amount", "needs_review", "review_reason"]
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def _pretty(payload) -> str:

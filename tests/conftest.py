@@ -358,3 +358,29 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+# --- Outgoing webhooks ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def subscriber(settings):
+    """A real HTTP subscriber on 127.0.0.1 (tests/subscriber.py). Retries are due at once, so a test runs
+    them without waiting; a delivery is dead after 4 attempts."""
+    from tests.subscriber import Subscriber
+
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 0
+    settings.WEBHOOK_MAX_ATTEMPTS = 4
+    running = Subscriber()
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def endpoint(subscriber):
+    """`subscriber` registered for every event type, knowing its signing secret."""
+    from kiosk.events.models import WebhookEndpoint
+
+    hook = WebhookEndpoint.objects.create(url=subscriber.url, events=["*"], description="fiscal printer")
+    subscriber.secret = hook.secret
+    return hook

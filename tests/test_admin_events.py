@@ -16,7 +16,6 @@ from kiosk.worker import run_pending
 from orders.services import ItemRequest, order_place
 from tests import worker_tasks
 from tests.conftest import make_user
-from tests.subscriber import Subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -46,22 +45,6 @@ def manager_admin(manager_user):
 @pytest.fixture
 def superuser_admin(db):
     return logged_in(User.objects.create_superuser("root", password="root"))
-
-
-@pytest.fixture
-def subscriber():
-    running = Subscriber()
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def endpoint(subscriber, settings):
-    settings.WEBHOOK_RETRY_BASE_SECONDS = 0  # retries due at once
-    settings.WEBHOOK_MAX_ATTEMPTS = 2
-    hook = WebhookEndpoint.objects.create(url=subscriber.url, events=["*"], description="fiscal printer")
-    subscriber.secret = hook.secret
-    return hook
 
 
 @pytest.fixture
@@ -147,7 +130,7 @@ def test_send_again_revives_a_dead_delivery_and_the_worker_delivers_it(
     subscriber.fail(100)
     run_pending()
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts) == ("dead", 2)
+    assert (delivery.status, delivery.attempts) == ("dead", 4)
 
     subscriber.fail(0)
     response = act(manager_admin, DELIVERIES, "send_again", delivery.pk)

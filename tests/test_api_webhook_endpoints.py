@@ -9,21 +9,11 @@ from kiosk.events.delivery import deliver, deliveries_sweep, send_again
 from kiosk.events.models import EventDelivery, WebhookEndpoint
 from kiosk.worker import run_pending
 from tests.conftest import new_key, place
-from tests.subscriber import Subscriber
 
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/v1/webhook-endpoints/"
 FIELDS = {"id", "url", "events", "active", "description", "created_at", "updated_at"}
-
-
-@pytest.fixture
-def subscriber(settings):
-    settings.WEBHOOK_RETRY_BASE_SECONDS = 0  # retries due at once: the test runs them without waiting
-    settings.WEBHOOK_MAX_ATTEMPTS = 3
-    running = Subscriber()
-    yield running
-    running.close()
 
 
 def subscribe(manager, subscriber, events=("*",), **extra) -> dict:
@@ -116,7 +106,7 @@ def test_a_delivery_whose_endpoint_is_deleted_while_sending_ends_quietly(manager
 # --- What the changes do to deliveries -----------------------------------------------------------
 
 
-def test_a_rotated_secret_signs_what_follows_and_the_old_one_stops_at_once(manager, kiosk, menu, subscriber):
+def test_a_rotated_secret_signs_what_follows_and_the_old_one_stops_at_once(manager, kiosk, menu, subscriber, settings):
     endpoint = subscribe(manager, subscriber)
     old = subscriber.secret
     response = manager.post(f"{BASE}{endpoint['id']}/rotate-secret/")
@@ -127,14 +117,14 @@ def test_a_rotated_secret_signs_what_follows_and_the_old_one_stops_at_once(manag
 
     order_in(kiosk, menu)
     run_pending()  # the subscriber still checks the old secret: every attempt fails its check
-    assert subscriber.bad_signatures == 3 and subscriber.received == []
+    assert subscriber.bad_signatures == settings.WEBHOOK_MAX_ATTEMPTS and subscriber.received == []
     delivery = EventDelivery.objects.get()
     assert delivery.status == "dead"
 
     subscriber.secret = new
     send_again([delivery.pk])
     run_pending()
-    assert subscriber.types() == ["order.placed"] and subscriber.bad_signatures == 3
+    assert subscriber.types() == ["order.placed"] and subscriber.bad_signatures == settings.WEBHOOK_MAX_ATTEMPTS
 
 
 def test_a_changed_events_filter_decides_what_later_events_reach(manager, kiosk, menu, subscriber):

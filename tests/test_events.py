@@ -12,25 +12,9 @@ from kiosk.events.services import EventOutsideTransaction, emit
 from kiosk.worker import run_pending
 from orders.models import Order
 from tests.conftest import new_key, place
-from tests.subscriber import Subscriber, verify
+from tests.subscriber import verify
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def subscriber():
-    running = Subscriber()
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def endpoint(subscriber, settings):
-    settings.WEBHOOK_RETRY_BASE_SECONDS = 0  # retries due at once: the test runs them without waiting
-    settings.WEBHOOK_MAX_ATTEMPTS = 4
-    hook = WebhookEndpoint.objects.create(url=subscriber.url, events=["*"], description="test subscriber")
-    subscriber.secret = hook.secret
-    return hook
 
 
 def types_of(order_id) -> list[str]:

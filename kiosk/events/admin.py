@@ -12,6 +12,7 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html
 
+from kiosk.admin import ReadOnlyMixin
 from kiosk.audit import audit
 from kiosk.events.delivery import send_again as send_deliveries_again
 from kiosk.events.endpoints import endpoint_create, endpoint_delete, endpoint_rotate_secret, endpoint_update
@@ -21,17 +22,6 @@ from kiosk.events.validation import clean_endpoint_events, clean_endpoint_url
 
 ALL_EVENTS = "*"
 Status = EventDelivery.Status
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def _order_link(order_id, label) -> str:

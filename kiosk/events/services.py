@@ -134,6 +134,10 @@ def order_items(order) -> list[dict]:
     ]
 
 
+def _mercadopago_ids(payment) -> dict:
+    return {"order_id": payment.provider_order_id or None, "payment_id": payment.provider_payment_id or None}
+
+
 def payment_data(payment) -> dict:
     return {
         "payment_id": payment.pk,
@@ -142,10 +146,7 @@ def payment_data(payment) -> dict:
         "status": payment.status,
         "amount": payment.amount,
         "paid_amount": payment.paid_amount,
-        "mercadopago": {
-            "order_id": payment.provider_order_id or None,
-            "payment_id": payment.provider_payment_id or None,
-        },
+        "mercadopago": _mercadopago_ids(payment),
     }
 
 
@@ -165,10 +166,7 @@ def emit_order_paid(order, *, method: str, payment=None) -> Event:
                     "payment_id": payment.pk,
                     "reference": payment.reference,
                     "amount": payment.paid_amount,
-                    "mercadopago": {
-                        "order_id": payment.provider_order_id or None,
-                        "payment_id": payment.provider_payment_id or None,
-                    },
+                    "mercadopago": _mercadopago_ids(payment),
                 }
                 if payment is not None
                 else {"amount": order.total}

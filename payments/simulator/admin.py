@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from kiosk.admin import ReadOnlyMixin
 from payments.simulator.models import (
     SimChargeback,
     SimIdempotencyKey,
@@ -12,31 +13,15 @@ from payments.simulator.models import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Mercado Pago's state changes only through its API and the pay page, never by hand."""
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class SimPaymentInline(admin.TabularInline):
+class SimPaymentInline(ReadOnlyMixin, admin.TabularInline):
     model = SimPayment
     extra = 0
-    can_delete = False
     fields = ["id", "amount", "paid_amount", "status", "status_detail", "reference_id", "date_approved"]
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(SimOrder)
