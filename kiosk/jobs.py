@@ -15,6 +15,7 @@ What django-tasks-db leaves to us, and this module adds on top of its own rows (
 - a worker heartbeat and the recovery of tasks a killed worker left RUNNING (kiosk/worker.py).
 """
 
+import contextlib
 import functools
 import logging
 import random
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_tasks import task
 
 from kiosk.middleware import current_cause, current_request_id
@@ -78,4 +80,9 @@ def enqueue(declared, *args, delay: float | None = None, **kwargs):
 
 
 def policy_for(task_path: str) -> RetryPolicy:
+    """The retry policy of the task at `task_path`, importing its module if this process has not yet (a policy
+    is registered when its @job runs). A task no longer in the code gets one attempt."""
+    if task_path not in POLICIES:
+        with contextlib.suppress(ImportError, AttributeError, ValueError):
+            import_string(task_path)
     return POLICIES.get(task_path, RetryPolicy(max_attempts=1))

@@ -324,5 +324,6 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # APScheduler says "Added job" for every periodic job at each worker start: only its warnings matter.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "apscheduler": {"level": "WARNING"}},
 }

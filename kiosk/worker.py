@@ -86,6 +86,19 @@ def recover_abandoned(*, now=None) -> int:
         for row in running:
             if row.worker_ids and row.worker_ids[-1] in alive:
                 continue  # a long task of a live worker
+            if len(row.worker_ids) >= policy_for(row.task_path).max_attempts:
+                # It took its worker down every time (out of memory, a crash): dead, not queued for ever.
+                DBTaskResult.objects.filter(pk=row.pk).update(
+                    status=TaskResultStatus.FAILED,
+                    finished_at=now,
+                    exception_class_path="kiosk.worker.WorkerLost",
+                    traceback=f"The worker running it stopped without finishing it, {len(row.worker_ids)} time(s) "
+                    "(killed, out of memory, or its machine lost).",
+                )
+                logger.error(
+                    "task %s %s dead: its worker stopped %s time(s)", row.pk, row.task_path, len(row.worker_ids)
+                )
+                continue
             DBTaskResult.objects.filter(pk=row.pk).update(status=TaskResultStatus.READY, run_after=now)
             logger.warning("task %s %s abandoned by worker %s: queued again", row.pk, row.task_path, row.worker_ids)
             recovered += 1

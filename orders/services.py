@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from kiosk.events.services import emit, order_data
+from kiosk.events.services import emit, emit_order_paid, order_data
 from kiosk.problems import DomainError, Invalid, InvalidTransition, OutOfStock, ProductUnavailable
 from orders.cpf import normalize_cpf
 from orders.models import MAX_MONEY, Category, Customer, Order, OrderItem, PickupCounter, Product, Terminal
@@ -271,9 +271,15 @@ def _cancel(*, order_id, reason: str) -> tuple[Order, bool]:
 
 
 @transaction.atomic
-def order_mark_paid(*, order_id) -> Order:
-    """awaiting_payment -> received: the money is in, the kitchen may start. Stock reserved stays taken."""
-    return _transition(order_id=order_id, target=Status.RECEIVED)[0]
+def order_mark_paid(*, order_id, method: str = "outside_mercadopago", payment=None) -> Order:
+    """awaiting_payment -> received: the money is in, the kitchen may start. Stock reserved stays taken.
+
+    `order.paid` (what the fiscal receipt is issued from) is emitted here, once: only when the order moves,
+    never for an order already paid (a double click, a late second payment)."""
+    order, changed = _transition(order_id=order_id, target=Status.RECEIVED)
+    if changed:
+        emit_order_paid(order, method=method, payment=payment)
+    return order
 
 
 @transaction.atomic

@@ -220,11 +220,41 @@ def test_the_sweep_sends_what_lost_its_task_but_leaves_what_waits_behind_a_dead_
 
     lost = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()["id"]
     held = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()["id"]
+    retrying = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()["id"]
     order_cancel(order_id=held)
+    order_cancel(order_id=retrying)
     DBTaskResult.objects.all().delete()  # every task lost
     EventDelivery.objects.filter(order_id=held, sequence=1).update(status="dead")
     later = timezone.now() + timedelta(minutes=1)
-    assert deliveries_sweep(now=later) == 1  # the lost order's only event; not the held order's
+    # The retrying order's first event is waiting for its next attempt (in an hour): not due, and the two
+    # behind it are not either, though they are older than the grace.
+    EventDelivery.objects.filter(order_id=retrying, sequence=1).update(next_attempt_at=later + timedelta(hours=1))
+    assert deliveries_sweep(now=later) == 1  # the lost order's only event; not those held behind another
     run_pending()
     assert [(env["data"]["order_id"], env["type"]) for _, env in subscriber.received] == [(lost, "order.placed")]
     assert set(EventDelivery.objects.filter(order_id=held).values_list("status", flat=True)) == {"dead", "pending"}
+
+
+def test_an_order_approved_in_review_reaches_the_fiscal_receipt_once(kiosk, order, mercadopago):
+    """Staff approve a flagged payment: the fiscal-receipt issuer hears `order.paid` from that approval."""
+    from payments.models import Payment
+    from payments.services.review import payment_review_approve
+
+    payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key()).json()["payment"]
+    mercadopago.pay(payment["provider_order_id"], notify=False)  # paid, but nobody told us
+    Payment.objects.filter(pk=payment["id"]).update(needs_review=True, review_reason="checked by hand")
+    payment_review_approve(payment_id=payment["id"], actor="manager1", comment="customer showed the receipt")
+    assert types_of(order["id"]) == ["order.placed", "payment.approved", "order.status_changed", "order.paid"]
+    approved, paid = (Event.objects.get(order_id=order["id"], type=t).data for t in ("payment.approved", "order.paid"))
+    assert approved["paid_amount"] == "61.70"  # the money the approval is about, not null
+    assert paid["payment"]["method"] == "mercadopago_qr" and paid["payment"]["amount"] == "61.70"
+
+
+def test_marking_an_already_paid_order_paid_again_issues_no_second_receipt(paid):
+    """A double click on "Mark as paid", or staff marking an order Mercado Pago already paid: one
+    `order.paid`, so the fiscal issuer never prints two receipts."""
+    from payments.services.checkout import order_mark_paid_outside
+
+    order_mark_paid_outside(order_id=paid.order_id, actor="manager1")
+    assert Event.objects.filter(order_id=paid.order_id, type="order.paid").count() == 1
+    assert Event.objects.get(order_id=paid.order_id, type="payment.approved").data["paid_amount"] == "61.70"

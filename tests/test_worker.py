@@ -190,3 +190,22 @@ def test_worker_status_reads_a_running_workers_heartbeat(workers, capsys):
     call_command("worker_status")
     status = json.loads(capsys.readouterr().out)
     assert status["alive"] == 1 and status["workers"][0]["pid"] > 0
+
+
+@pytest.mark.django_db
+def test_a_task_that_keeps_killing_its_worker_ends_dead_not_queued_for_ever():
+    """A task whose worker died under it is run again, but only as often as its retry policy allows: one
+    that takes its worker down every time (out of memory) is dead after that, for a person to look at."""
+    from kiosk.worker import recover_abandoned
+
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    once = task_row(enqueue(worker_tasks.slow_marker, "once", 0))
+    every_time = task_row(enqueue(worker_tasks.slow_marker, "every-time", 0))  # 3 attempts at most
+    DBTaskResult.objects.filter(pk=once.pk).update(status="RUNNING", started_at=long_ago, worker_ids=["gone-1"])
+    DBTaskResult.objects.filter(pk=every_time.pk).update(
+        status="RUNNING", started_at=long_ago, worker_ids=["gone-1", "gone-2", "gone-3"]
+    )
+    assert recover_abandoned() == 1
+    assert task_row(once).status == TaskResultStatus.READY
+    dead = task_row(every_time)
+    assert dead.status == TaskResultStatus.FAILED and "stopped without finishing it, 3 time(s)" in dead.traceback

@@ -19,6 +19,7 @@ from kiosk.events.endpoints import endpoint_create, endpoint_delete, endpoint_ro
 from kiosk.events.models import DeliveryAttempt, Event, EventDelivery, WebhookEndpoint
 from kiosk.events.services import EVENT_TYPES
 from kiosk.events.validation import clean_endpoint_events, clean_endpoint_url
+from kiosk.logging import mask_pii
 
 ALL_EVENTS = "*"
 Status = EventDelivery.Status
@@ -216,9 +217,10 @@ class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def aggregate(self, event: Event) -> str:
         return f"{event.aggregate_type} {event.aggregate_id}"
 
-    @admin.display(description="envelope (as sent)")
+    @admin.display(description="envelope (as sent; CPF masked here)")
     def envelope_json(self, event: Event) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(event.envelope(), indent=2, ensure_ascii=False))
+        # The subscriber gets the CPF of "CPF na nota"; the back office shows it masked, as everywhere else.
+        return format_html("<pre>{}</pre>", mask_pii(json.dumps(event.envelope(), indent=2, ensure_ascii=False)))
 
 
 # --- Deliveries -----------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 Each delivery is one event for one endpoint, sent by the worker (task `deliver_event`) as a POST of the
 envelope with `X-Kiosk-Event`, `X-Kiosk-Delivery` (the same on every attempt) and `X-Kiosk-Signature:
-t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`. A 2xx answer delivers it; anything else, or no
-answer within WEBHOOK_TIMEOUT, is retried with exponential backoff and jitter, and after WEBHOOK_MAX_ATTEMPTS
-the delivery is dead (the admin shows it, with "send again").
+t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` (the HTTP side, SSRF rules and deadline included,
+is outbound.py). A 2xx answer delivers it; anything else, or no complete answer by the deadline, is retried
+with exponential backoff and jitter, and after WEBHOOK_MAX_ATTEMPTS the delivery is dead (the admin shows it,
+with "send again").
 
 One order's events reach an endpoint in sequence: a delivery waits while an earlier one of the same order and
 endpoint is not delivered (pending or dead), and each success hands over to the next. Other orders' events
@@ -14,13 +15,10 @@ on `event_id` (or X-Kiosk-Delivery).
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
 import time
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -28,6 +26,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from kiosk.events import outbound
 from kiosk.events.models import DeliveryAttempt, EventDelivery, WebhookEndpoint
 from kiosk.jobs import RetryPolicy, enqueue
 
@@ -44,46 +43,6 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-# --- Where we may send (SSRF) ---------------------------------------------------------------------
-
-
-class UrlNotAllowed(ValueError):
-    pass
-
-
-def _allowed_networks():
-    return [ipaddress.ip_network(n, strict=False) for n in settings.WEBHOOK_ALLOWED_NETWORKS]
-
-
-def check_url(url: str) -> None:
-    """Refuses what a subscriber URL must not be: not http(s), credentials in it, or a host that resolves to
-    a private, loopback, link-local or otherwise non-public address (unless WEBHOOK_ALLOWED_NETWORKS says)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. "http://[::1/"
-        raise UrlNotAllowed("The URL is not well formed.") from None
-    if parts.scheme not in ("http", "https"):
-        raise UrlNotAllowed("The URL must start with http:// or https://.")
-    if not parts.hostname:
-        raise UrlNotAllowed("The URL has no host.")
-    if parts.username or parts.password:
-        raise UrlNotAllowed("The URL must not carry a user name or password.")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError, ValueError) as exc:
-        raise UrlNotAllowed(f"The host {parts.hostname!r} does not resolve ({exc}).") from None
-    allowed = _allowed_networks()
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if any(address in network for network in allowed):
-            continue
-        if not address.is_global or address.is_multicast:
-            raise UrlNotAllowed(
-                f"The host {parts.hostname!r} resolves to {address}, a private, loopback or link-local address."
-            )
-
-
 # --- Sending --------------------------------------------------------------------------------------
 
 
@@ -94,8 +53,9 @@ def _policy() -> RetryPolicy:
 
 
 def _lease() -> timedelta:
-    """How long a claimed delivery is its worker's: past it (the worker died mid-send), another may send it."""
-    return timedelta(seconds=3 * settings.WEBHOOK_TIMEOUT + 5)
+    """How long a claimed delivery is its worker's: past it (the worker died mid-send), another may send it.
+    Longer than a send can last (outbound.post cuts the connection at its deadline)."""
+    return timedelta(seconds=outbound.deadline_seconds() + settings.WEBHOOK_TIMEOUT + 5)
 
 
 def _claim(delivery_id: int) -> tuple[EventDelivery | None, str]:
@@ -150,21 +110,9 @@ def _post(delivery: EventDelivery) -> tuple[int | None, str, str, int]:
     }
     started = time.monotonic()
     try:
-        check_url(delivery.endpoint.url)
-        with requests.Session() as session:
-            session.trust_env = False  # no proxies or .netrc from the environment
-            answer = session.post(
-                delivery.endpoint.url,
-                data=body,
-                headers=headers,
-                timeout=settings.WEBHOOK_TIMEOUT,
-                allow_redirects=False,
-                stream=True,
-            )
-            text = answer.raw.read(500, decode_content=True).decode("utf-8", errors="replace")
-            answer.close()
-        code, error = answer.status_code, "" if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
-    except UrlNotAllowed as exc:
+        code, text = outbound.post(delivery.endpoint.url, body=body, headers=headers)
+        error = "" if 200 <= code < 300 else f"HTTP {code}"
+    except outbound.UrlNotAllowed as exc:
         code, error, text = None, str(exc), ""
     except requests.RequestException as exc:
         code, error, text = None, f"{type(exc).__name__}: {exc}"[:500], ""
@@ -176,6 +124,7 @@ def deliver(delivery_id: int) -> str:
     delivery, why_not = _claim(delivery_id)
     if delivery is None:
         return why_not
+    lease = delivery.locked_until
     code, error, text, duration = _post(delivery)
     with transaction.atomic():
         delivery = EventDelivery.objects.select_for_update().filter(pk=delivery_id).first()
@@ -185,6 +134,11 @@ def deliver(delivery_id: int) -> str:
         DeliveryAttempt.objects.create(
             delivery=delivery, status_code=code, duration_ms=duration, error=error[:500], response_body=text[:500]
         )
+        if delivery.locked_until != lease:
+            # Our lease is not the delivery's any more (this process stalled past it and another worker took
+            # the delivery over): the attempt is on record, the outcome is the other worker's to write.
+            logger.warning("webhook delivery %s: lease lost while sending; result left to its new sender", delivery_id)
+            return "lease lost while sending"
         delivery.attempts += 1
         delivery.last_status_code, delivery.last_error, delivery.locked_until = code, error[:500], None
         if not error:
@@ -232,10 +186,16 @@ def _hand_over(delivery: EventDelivery) -> None:
 
 
 def send_again(delivery_ids) -> int:
-    """The admin's "Send again": dead (or delivered) deliveries get a fresh set of attempts, now."""
+    """The admin's "Send again": dead (or delivered) deliveries get a fresh set of attempts, now. A pending
+    one is left alone (it is on its way, or being sent right now: a second send would run beside it)."""
     count = 0
     with transaction.atomic():
-        for delivery in EventDelivery.objects.select_for_update().filter(pk__in=list(delivery_ids)):
+        deliveries = (
+            EventDelivery.objects.select_for_update()
+            .filter(pk__in=list(delivery_ids), status__in=[Status.DEAD, Status.DELIVERED])
+            .order_by("endpoint_id", "order_id", "sequence")  # the order _claim locks them in
+        )
+        for delivery in deliveries:
             delivery.status, delivery.attempts, delivery.next_attempt_at = Status.PENDING, 0, None
             delivery.locked_until = None
             delivery.save()
@@ -264,21 +224,19 @@ def _enqueue_first_of_each_order(pending, *, now, limit: int) -> int:
 
 def deliveries_sweep(*, now=None, limit: int = 500) -> int:
     """Re-enqueues pending deliveries whose task is overdue (lost, or the worker was down): the safety net
-    behind the tasks. Extra tasks are harmless: a delivery is claimed before it is sent. Inactive endpoints'
-    deliveries wait for `deliveries_resume`, and those held behind a dead one of their order wait for its
-    "send again" (else they would take the sweep's `limit` every time)."""
+    behind the tasks. Extra tasks are harmless: a delivery is claimed before it is sent. Only the first
+    undelivered event of each order and endpoint is looked at: those behind it follow it (or wait for a
+    dead one's "send again"), and inactive endpoints' wait for `deliveries_resume`; else they would take the
+    sweep's `limit` every time."""
     now = now or timezone.now()
     grace = now - timedelta(seconds=30)
-    dead_before = EventDelivery.objects.filter(
-        endpoint_id=OuterRef("endpoint_id"),
-        order_id=OuterRef("order_id"),
-        sequence__lt=OuterRef("sequence"),
-        status=Status.DEAD,
-    )
+    undelivered_before = EventDelivery.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"), order_id=OuterRef("order_id"), sequence__lt=OuterRef("sequence")
+    ).exclude(status=Status.DELIVERED)
     due = (
         EventDelivery.objects.filter(endpoint__active=True)
         .filter(Q(next_attempt_at__isnull=True, created_at__lt=grace) | Q(next_attempt_at__lt=grace))
-        .exclude(Exists(dead_before))
+        .exclude(Exists(undelivered_before))
     )
     return _enqueue_first_of_each_order(due, now=now, limit=limit)
 

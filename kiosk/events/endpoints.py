@@ -38,34 +38,31 @@ def _locked(endpoint_id: int) -> WebhookEndpoint:
     return endpoint
 
 
-def _clean(endpoint: WebhookEndpoint, *, url: str | None, events: list[str] | None) -> None:
-    """Applies the shared rules to what changes, reporting every bad field at once, then the model's own."""
-    errors: dict[str, list[ValidationError]] = {}
-    if url is not None:
+def _checked(*, url: str | None, events: list[str] | None) -> dict:
+    """The shared rules on what changes, every bad field reported at once. Before any row is locked: the URL
+    check resolves its host, which may take seconds, and a locked endpoint holds up every order's events."""
+    cleaned, errors = {}, {}
+    for field, value, clean in (("url", url, clean_endpoint_url), ("events", events, clean_endpoint_events)):
+        if value is None:
+            continue
         try:
-            endpoint.url = clean_endpoint_url(url)
+            cleaned[field] = clean(value)
         except ValidationError as exc:
-            errors["url"] = [exc]
-    if events is not None:
-        try:
-            endpoint.events = clean_endpoint_events(events)
-        except ValidationError as exc:
-            errors["events"] = [exc]
+            errors[field] = [exc]
     if errors:
         raise ValidationError(errors)
-    endpoint.full_clean()
+    return cleaned
 
 
 @transaction.atomic
 def endpoint_create(*, url: str, events: list[str], active: bool = True, description: str = "") -> WebhookEndpoint:
     """A new subscription, with a fresh signing secret (shown to the caller once, by the API)."""
-    endpoint = WebhookEndpoint(active=active, description=description)
-    _clean(endpoint, url=url, events=events)
+    endpoint = WebhookEndpoint(active=active, description=description, **_checked(url=url, events=events))
+    endpoint.full_clean()
     endpoint.save()
     return endpoint
 
 
-@transaction.atomic
 def endpoint_update(
     *,
     endpoint_id: int,
@@ -76,16 +73,20 @@ def endpoint_update(
 ) -> WebhookEndpoint:
     """Changes what is given (None: unchanged). Deactivated, its deliveries wait; active again, what waited
     is sent, each order's events in sequence. Events emitted meanwhile are not for it (not subscribed then)."""
-    endpoint = _locked(endpoint_id)
-    reactivated = active is True and not endpoint.active
-    if active is not None:
-        endpoint.active = active
-    if description is not None:
-        endpoint.description = description
-    _clean(endpoint, url=url, events=events)
-    endpoint.save()
-    if reactivated:
-        deliveries_resume(endpoint_id=endpoint.pk)
+    changes = _checked(url=url, events=events)
+    with transaction.atomic():
+        endpoint = _locked(endpoint_id)
+        reactivated = active is True and not endpoint.active
+        if active is not None:
+            changes["active"] = active
+        if description is not None:
+            changes["description"] = description
+        for field, value in changes.items():
+            setattr(endpoint, field, value)
+        endpoint.full_clean()
+        endpoint.save()
+        if reactivated:
+            deliveries_resume(endpoint_id=endpoint.pk)
     return endpoint
 
 

@@ -2,14 +2,14 @@
 
 from django.core.exceptions import ValidationError
 
-from kiosk.events.delivery import UrlNotAllowed, check_url
+from kiosk.events.outbound import UrlNotAllowed, check_url
 from kiosk.events.services import EVENT_TYPES
 
 MAX_URL_LENGTH = 500
 
 
 def clean_endpoint_url(url: str) -> str:
-    """An http(s) URL to a public address (SSRF: see delivery.check_url), at most 500 characters."""
+    """An http(s) URL to a public address (SSRF: see outbound.check_url), at most 500 characters."""
     url = (url or "").strip()
     if not url:
         raise ValidationError("Give the URL the events are POSTed to.", code="required")

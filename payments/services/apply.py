@@ -18,7 +18,6 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from kiosk.events.services import emit_order_paid
 from kiosk.jobs import enqueue
 from orders import services as order_services
 from orders.models import Order
@@ -76,9 +75,9 @@ def _money_received(
 ) -> tuple[bool, list[int]]:
     """The money is in: does it pay the order? Returns (refund it automatically, payments to cancel)."""
     previous = payment.status
-    move_status(payment, Status.APPROVED, payload=mp_order, message=f"from {source}")
-    payment.paid_amount = state.paid_amount
+    payment.paid_amount = state.paid_amount  # before the move: payment.approved carries it
     payment.paid_at = timezone.now()
+    move_status(payment, Status.APPROVED, payload=mp_order, message=f"from {source}")
     settled_by = Payment.objects.filter(settles=order).exclude(pk=payment.pk).first()
     if order.status == Order.Status.CANCELLED:
         flag_for_review(
@@ -105,8 +104,7 @@ def _money_received(
         # Money is held for this order now: no other QR of it may still take the customer's money.
         return False, give_up_other_qrs(order, payment, message=f"money of payment {payment.pk} held for review")
     payment.settles = order
-    paid = order_services.order_mark_paid(order_id=order.pk)
-    emit_order_paid(paid, method="mercadopago_qr", payment=payment)
+    order_services.order_mark_paid(order_id=order.pk, method="mercadopago_qr", payment=payment)
     if previous != Status.PENDING:
         record_event(payment, Event.STATUS_CHANGED, message=f"a QR given up ({previous}) paid order #{order.number}")
     logger.info("payment %s approved: order #%s to the kitchen", payment.pk, order.number)

@@ -14,7 +14,6 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from kiosk.events.services import emit_order_paid
 from kiosk.jobs import enqueue
 from kiosk.problems import Conflict, DomainError
 from orders import services as order_services
@@ -184,8 +183,7 @@ def order_mark_paid_outside(*, order_id, actor: str) -> Order:
     QR is cancelled at Mercado Pago, so the customer cannot pay twice (money that still comes is refunded)."""
     with transaction.atomic():
         _refuse_while_money_is_held(order_id)
-        order = order_services.order_mark_paid(order_id=order_id)
-        emit_order_paid(order, method="outside_mercadopago")
+        order = order_services.order_mark_paid(order_id=order_id, method="outside_mercadopago")
         to_cancel = _give_up_open_qrs(order_id, message="order paid outside Mercado Pago", actor=actor)
         if to_cancel:
             enqueue(tasks.cancel_at_provider, to_cancel)

@@ -73,12 +73,12 @@ def payment_review_approve(*, payment_id, actor: str, comment: str = "") -> Paym
             problems.append(f"the payment is '{payment.status}'")
         if problems:
             raise ReviewNotPossible("Cannot approve: " + "; ".join(problems) + ".")
-        move_status(payment, Status.APPROVED, payload=mp_order, message="approved in review", actor=actor)
         payment.paid_amount, payment.paid_at = state.paid_amount, payment.paid_at or timezone.now()
+        move_status(payment, Status.APPROVED, payload=mp_order, message="approved in review", actor=actor)
         payment.settles = order
         payment.needs_review = False
         payment.save()
-        order_services.order_mark_paid(order_id=order.pk)
+        order_services.order_mark_paid(order_id=order.pk, method="mercadopago_qr", payment=payment)
         others = give_up_other_qrs(order, payment, message=f"order #{order.number} paid by payment {payment.pk}")
         record_event(
             payment, Event.REVIEW_RESOLVED, message=f"Approved and sent to the kitchen. {comment}".strip(), actor=actor
