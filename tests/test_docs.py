@@ -43,3 +43,19 @@ def test_the_readme_signature_check_is_the_one_the_tests_use():
     listener = (BASE / "scripts" / "webhook_listener.py").read_text()
     function = snippet[snippet.index("def verify(") :]
     assert function in listener
+
+
+def test_docs_events_show_an_example_of_every_event_type():
+    """Every type the code can emit has its section with a JSON example in docs/events.md, and no other."""
+    import json
+
+    from kiosk.events.services import EVENT_TYPES
+
+    page = (BASE / "docs" / "events.md").read_text()
+    examples = page.split("## Examples of each type", 1)[1]
+    shown = {}
+    for section in examples.split("### `")[1:]:
+        name, rest = section.split("`", 1)
+        shown[name] = json.loads(rest.split("```json\n", 1)[1].split("```", 1)[0])
+    assert set(shown) == set(EVENT_TYPES)
+    assert all(envelope["type"] == name and envelope["version"] == 1 for name, envelope in shown.items())
