@@ -128,6 +128,7 @@ def enqueue_scheduled(task_path: str) -> bool:
 
 class Worker(DBWorker):
     def __init__(self, *, schedule: bool, **options):
+        self._task_in_hand = False
         super().__init__(**options)
         self.schedule = schedule
         self.current_task = ""
@@ -203,14 +204,27 @@ class Worker(DBWorker):
                 logger.exception("could not remove this worker's heartbeat")
             logger.info("worker %s stopped after %s task(s)", self.worker_id, self._run_tasks)
 
+    # django-tasks-db's SIGTERM handler exits at once unless `running_task` is true, and its run_task sets it
+    # false as soon as the task returns: our retry bookkeeping afterwards must count as "the task in hand",
+    # else a SIGTERM there leaves a failed task dead with attempts left.
+    @property
+    def running_task(self) -> bool:
+        return self._task_in_hand or self._library_running_task
+
+    @running_task.setter
+    def running_task(self, value: bool) -> None:
+        self._library_running_task = value
+
     def run_task(self, db_task_result: DBTaskResult) -> None:
         self.current_task = f"{db_task_result.task_path} {db_task_result.pk}"
+        self._task_in_hand = True
         try:
             super().run_task(db_task_result)
+            if db_task_result.status == TaskResultStatus.FAILED:
+                retry_or_bury(db_task_result)
         finally:
+            self._task_in_hand = False
             self.current_task = ""
-        if db_task_result.status == TaskResultStatus.FAILED:
-            retry_or_bury(db_task_result)
 
 
 def alive_workers(*, now=None) -> int:

@@ -209,3 +209,29 @@ def test_a_task_that_keeps_killing_its_worker_ends_dead_not_queued_for_ever():
     assert task_row(once).status == TaskResultStatus.READY
     dead = task_row(every_time)
     assert dead.status == TaskResultStatus.FAILED and "stopped without finishing it, 3 time(s)" in dead.traceback
+
+
+@pytest.mark.django_db
+def test_a_sigterm_while_a_failed_task_is_being_rescheduled_waits_for_it(monkeypatch):
+    """SIGTERM between a task failing and its retry being written must not exit there (the task would stay
+    dead with attempts left): the worker finishes the bookkeeping, then stops."""
+    import kiosk.worker as worker_module
+
+    result = enqueue(worker_tasks.always_fails, "sigterm")
+    worker = worker_module.Worker(
+        queue_names=["*"], interval=0, batch=True, backend_name="default", startup_delay=False, max_tasks=None,
+        worker_id="w-sigterm", excluded_queue_names=[], schedule=False,
+    )  # fmt: skip
+    worker.running = True
+    original = worker_module.retry_or_bury
+
+    def signalled_meanwhile(row):
+        worker.shutdown(signal.SIGTERM, None)  # would sys.exit(0) here if the task no longer counted as in hand
+        return original(row)
+
+    monkeypatch.setattr(worker_module, "retry_or_bury", signalled_meanwhile)
+    row = task_row(result)
+    row.claim(worker.worker_id)
+    worker.run_task(row)
+    assert worker.running is False  # it will stop after this task
+    assert task_row(result).status == TaskResultStatus.READY  # the retry was written
