@@ -1,0 +1,153 @@
+"""The production shape, checked offline: gunicorn's settings and access log, the container image's
+Dockerfile and the compose file (no Docker daemon here: the files are read, not built)."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+BASE = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _gunicorn_settings(**env) -> dict:
+    code = "import runpy, json; s = runpy.run_path('gunicorn.conf.py'); print(json.dumps({k: v for k, v in s.items() if isinstance(v, (int, str)) and not k.startswith('_')}))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE, env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
+def test_gunicorn_answers_before_mercado_pago_gives_up_and_sizes_from_the_environment():
+    default = _gunicorn_settings()
+    assert default["timeout"] < 22 and default["graceful_timeout"] < 22  # Mercado Pago waits 22 s
+    assert (default["workers"], default["threads"], default["worker_class"]) == (3, 4, "gthread")
+    tuned = _gunicorn_settings(GUNICORN_WORKERS="5", GUNICORN_THREADS="8", PORT="9000")
+    assert (tuned["workers"], tuned["threads"], tuned["bind"]) == (5, 8, "0.0.0.0:9000")
+
+
+def test_the_access_log_is_json_and_never_holds_a_query_string_or_a_cpf(tmp_path):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": "x" * 50,
+        "MERCADOPAGO_SIMULATOR": "true",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "GUNICORN_BIND": "127.0.0.1",
+        "PORT": str(port),
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_WORKER_TMP_DIR": str(tmp_path),
+    }
+    log = (tmp_path / "gunicorn.log").open("w+")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "kiosk.wsgi", "-c", "gunicorn.conf.py"],
+        cwd=BASE,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        answer = requests.get(
+            f"http://127.0.0.1:{port}/api/v1/customers/?cpf=529.982.247-25&email=maria@example.com",
+            headers={"X-Request-ID": "req-42", "User-Agent": "totem 52998224725"},
+            timeout=5,
+        )
+        assert answer.status_code == 401
+        time.sleep(0.3)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    log.seek(0)
+    text = log.read()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    customers = [line for line in lines if line["path"] == "/api/v1/customers/"]
+    assert customers, text
+    line = customers[0]
+    assert (line["method"], line["status"], line["request_id"], line["logger"]) == (
+        "GET",
+        401,
+        "req-42",
+        "gunicorn.access",
+    )
+    assert line["duration_ms"] >= 0 and "time" in line and "level" in line
+    assert "cpf" not in text and "52998224725" not in text and "529.982.247-25" not in text
+    assert "maria@example.com" not in text
+
+
+# --- The image and the compose file -----------------------------------------------------------------
+
+
+def _stages() -> list[list[str]]:
+    """The Dockerfile's instructions (continuation lines joined), split by stage."""
+    text = (BASE / "Dockerfile").read_text()
+    joined = re.sub(r"\\\n\s*", " ", text)
+    stages: list[list[str]] = []
+    for raw in joined.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            stages.append([])
+        stages[-1].append(line)
+    return stages
+
+
+def test_the_image_is_multi_stage_non_root_without_compilers_and_checks_its_health():
+    stages = _stages()
+    assert len(stages) >= 2
+    build, final = stages[0], stages[-1]
+    assert final[0].startswith("FROM python:3.11-slim")
+    assert any("collectstatic" in line for line in build)  # static files at build time
+    final_text = "\n".join(final)
+    for compiler in ("build-essential", "gcc", "libmysqlclient-dev", "pkg-config"):
+        assert compiler not in final_text
+    users = [line.split()[1] for line in final if line.upper().startswith("USER ")]
+    assert users and users[-1] not in ("root", "0") and users[-1].split(":")[0].isdigit()
+    assert any(line.upper().startswith("HEALTHCHECK ") and "/healthz" in line for line in final)
+    cmd = [line for line in final if line.upper().startswith("CMD ")][-1]
+    assert "gunicorn" in cmd and "gunicorn.conf.py" in cmd
+    ignored = (BASE / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".env", "db.sqlite3"} <= set(ignored)
+
+
+def test_compose_runs_web_worker_and_mariadb_from_one_image():
+    compose = yaml.safe_load((BASE / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"db", "migrate", "web", "worker"} <= set(services)
+    assert services["web"]["image"] == services["worker"]["image"] == services["migrate"]["image"]
+    assert "run_worker" in " ".join(services["worker"]["command"])
+    assert "migrate" in " ".join(services["migrate"]["command"])
+    for name in ("web", "worker"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "ports" not in services["db"]  # the database is not published
+    assert services["db"]["image"].startswith("mariadb:")
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile():
+    import shutil
+
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        pytest.skip("hadolint is not installed (requirements-dev.txt brings it)")
+    result = subprocess.run([hadolint, "--no-color", "Dockerfile"], cwd=BASE, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
