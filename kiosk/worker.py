@@ -227,20 +227,24 @@ class Worker(DBWorker):
             self.current_task = ""
 
 
-def alive_workers(*, now=None) -> int:
-    """How many workers have beaten within WORKER_STALE_SECONDS (one indexed query: /readyz asks it)."""
+def alive_workers(*, now=None, hostname: str | None = None) -> int:
+    """How many workers (on `hostname`, or anywhere) have beaten within WORKER_STALE_SECONDS (one indexed
+    query: /readyz asks it)."""
     cutoff = (now or timezone.now()) - timedelta(seconds=settings.WORKER_STALE_SECONDS)
-    return WorkerHeartbeat.objects.filter(seen_at__gte=cutoff).count()
+    beats = WorkerHeartbeat.objects.filter(seen_at__gte=cutoff)
+    return (beats.filter(hostname=hostname) if hostname else beats).count()
 
 
-def worker_status(*, now=None) -> dict:
-    """What `worker_status` and `/readyz` report: live workers and the queue (ready, due, running, dead)."""
+def worker_status(*, now=None, hostname: str | None = None) -> dict:
+    """What `worker_status` reports: live workers (on `hostname`, or anywhere) and the queue (ready, due,
+    running, dead)."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.WORKER_STALE_SECONDS)
-    beats = list(WorkerHeartbeat.objects.order_by("-seen_at")[:50])
+    beats = WorkerHeartbeat.objects.order_by("-seen_at")
+    beats = list((beats.filter(hostname=hostname) if hostname else beats)[:50])
     tasks = DBTaskResult.objects
     return {
-        "alive": alive_workers(now=now),
+        "alive": alive_workers(now=now, hostname=hostname),
         "last_seen": beats[0].seen_at.isoformat() if beats else None,
         "workers": [
             {

@@ -235,3 +235,19 @@ def test_a_sigterm_while_a_failed_task_is_being_rescheduled_waits_for_it(monkeyp
     worker.run_task(row)
     assert worker.running is False  # it will stop after this task
     assert task_row(result).status == TaskResultStatus.READY  # the retry was written
+
+
+@pytest.mark.django_db
+def test_worker_status_local_counts_only_this_machines_workers():
+    import socket
+
+    WorkerHeartbeat.objects.create(
+        worker_id="elsewhere", hostname="another-pod", pid=1, started_at=timezone.now(), seen_at=timezone.now()
+    )
+    call_command("worker_status")  # a worker is alive somewhere
+    with pytest.raises(CommandError, match=r"no worker on .* is alive"):
+        call_command("worker_status", "--local")  # but not in this pod: its liveness probe fails
+    WorkerHeartbeat.objects.create(
+        worker_id="here", hostname=socket.gethostname(), pid=2, started_at=timezone.now(), seen_at=timezone.now()
+    )
+    call_command("worker_status", "--local")
