@@ -57,7 +57,13 @@ run: $(VENV)/.runtime-installed .env
 	  "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
 	@echo "Wrote .env (DEBUG=true and a new SECRET_KEY) for this checkout."
 
-test: $(VENV)/.dev-installed
+# checkov (tests/test_terraform.py) lives in a virtualenv of its own: its pins stay out of the app's.
+$(VENV)/tools/.installed: requirements-tools.txt | $(BIN)/python
+	$(PYTHON) -m venv $(VENV)/tools
+	$(VENV)/tools/bin/pip install -q -r requirements-tools.txt
+	@touch $@
+
+test: $(VENV)/.dev-installed $(VENV)/tools/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
