@@ -151,3 +151,41 @@ def test_hadolint_finds_nothing_in_the_dockerfile():
         pytest.skip("hadolint is not installed (requirements-dev.txt brings it)")
     result = subprocess.run([hadolint, "--no-color", "Dockerfile"], cwd=BASE, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Security settings ------------------------------------------------------------------------------------
+
+PRODUCTION_ENV = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k" + "Zq8-vR2#mT5!xW9@" * 4,
+    "ALLOWED_HOSTS": "kiosk.example.com",
+    "BEHIND_TLS_PROXY": "true",
+    # Production has Mercado Pago credentials (without them the app refuses to start with DEBUG off).
+    "MERCADOPAGO_ACCESS_TOKEN": "APP_USR-1234-120509-abcdef-5678",
+    "MERCADOPAGO_WEBHOOK_SECRET": "example-secret-signature",
+}
+
+
+def test_check_deploy_passes_with_the_production_settings_and_nothing_else(tmp_path):
+    env = {"PATH": os.environ["PATH"], "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", **PRODUCTION_ENV}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_behind_the_tls_proxy_plain_http_is_redirected_except_the_probes(settings):
+    from django.test import Client
+
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 31_536_000
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    client = Client()
+    assert client.get("/api/v1/products/").status_code == 301  # plain HTTP: to HTTPS
+    assert client.get("/healthz").status_code == 200  # the kubelet's probe, in the cluster
+    over_tls = client.get("/healthz", HTTP_X_FORWARDED_PROTO="https")
+    assert over_tls.headers["Strict-Transport-Security"].startswith("max-age=31536000")
