@@ -26,3 +26,17 @@ def finished_tasks_prune(*, now=None) -> int:
 @job(max_attempts=3)
 def prune_finished_tasks() -> int:
     return finished_tasks_prune()
+
+
+def expired_tokens_flush(*, now=None) -> int:
+    """Deletes refresh tokens past their expiry (and their blacklist entries): what simplejwt's
+    `flushexpiredtokens` command does, on the worker's schedule."""
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+    deleted, _ = OutstandingToken.objects.filter(expires_at__lte=now or timezone.now()).delete()
+    return deleted
+
+
+@job(max_attempts=3)
+def flush_expired_tokens() -> int:
+    return expired_tokens_flush()

@@ -7,7 +7,7 @@ from django.http import JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 
 from kiosk import checks
 from kiosk.problems import problem_json_response
@@ -49,6 +49,7 @@ def readyz(request):
 api_v1 = [
     re_path(r"^auth/token/?$", TokenObtainPairView.as_view(), name="token-obtain"),
     re_path(r"^auth/token/refresh/?$", TokenRefreshView.as_view(), name="token-refresh"),
+    re_path(r"^auth/logout/?$", TokenBlacklistView.as_view(), name="logout"),
     path("", include("orders.urls")),
     path("", include("payments.urls")),
     path("", include("kiosk.events.urls")),

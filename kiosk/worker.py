@@ -38,6 +38,7 @@ SCHEDULE = [
     ("payments.tasks.purge_notifications", "SCHEDULE_PURGE_SECONDS"),
     ("kiosk.tasks.purge_idempotency_keys", "SCHEDULE_PURGE_SECONDS"),
     ("kiosk.tasks.prune_finished_tasks", "SCHEDULE_PURGE_SECONDS"),
+    ("kiosk.tasks.flush_expired_tokens", "SCHEDULE_PURGE_SECONDS"),
 ]
 
 
