@@ -2,11 +2,16 @@
 password change or a deactivated account makes the user's tokens worthless (simplejwt's own mechanisms:
 the blacklist app, CHECK_REVOKE_TOKEN, CHECK_USER_IS_ACTIVE; this module only closes what they leave open)."""
 
+from axes.helpers import get_cool_off
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
+from rest_framework_simplejwt.views import TokenObtainPairView
+
+from kiosk.problems import DomainError, problem_json_response
 
 
 class RefreshSerializer(TokenRefreshSerializer):
@@ -23,3 +28,50 @@ class RefreshSerializer(TokenRefreshSerializer):
         if api_settings.CHECK_REVOKE_TOKEN and claim != get_md5_hash_password(user.password):
             raise AuthenticationFailed("The user's password has changed: log in again.", "password_changed")
         return super().validate(attrs)
+
+
+# --- Brute force: django-axes counts failed logins per user name and per address ----------------------
+
+
+class TooManyFailedLogins(DomainError):
+    status = 429
+    code = "too_many_failed_logins"
+
+    def __init__(self):
+        seconds = int(get_cool_off().total_seconds())
+        super().__init__(
+            f"Too many failed logins for this user or from this address: try again in {seconds // 60} minutes.",
+            headers={"Retry-After": str(seconds)},
+            retry_after=seconds,
+        )
+
+
+def client_ip(request) -> str:
+    """The address a login comes from. Behind the TLS proxy, the one the proxy appended to X-Forwarded-For
+    (REMOTE_ADDR is the proxy itself: counting it would lock everybody out together)."""
+    if settings.BEHIND_TLS_PROXY:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if forwarded:
+            return forwarded[-1][:45]
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """What a locked-out login gets (the admin's login page): 429 with Retry-After, as problem+json."""
+    error = TooManyFailedLogins()
+    response = problem_json_response(status=error.status, code=error.code, detail=error.detail)
+    response["Retry-After"] = error.headers["Retry-After"]
+    return response
+
+
+class TokenObtainView(TokenObtainPairView):
+    """simplejwt's login, answering 429 with Retry-After when axes has locked the user or the address out
+    (axes marks the request; DRF's request is not the one its middleware looks at)."""
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except AuthenticationFailed:
+            if getattr(request, "axes_locked_out", False):
+                raise TooManyFailedLogins() from None
+            raise

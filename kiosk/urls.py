@@ -7,9 +7,10 @@ from django.http import JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import TokenBlacklistView, TokenRefreshView
 
 from kiosk import checks
+from kiosk.auth import TokenObtainView
 from kiosk.problems import problem_json_response
 from kiosk.worker import alive_workers
 from payments import report_views
@@ -47,7 +48,7 @@ def readyz(request):
 
 
 api_v1 = [
-    re_path(r"^auth/token/?$", TokenObtainPairView.as_view(), name="token-obtain"),
+    re_path(r"^auth/token/?$", TokenObtainView.as_view(), name="token-obtain"),
     re_path(r"^auth/token/refresh/?$", TokenRefreshView.as_view(), name="token-refresh"),
     re_path(r"^auth/logout/?$", TokenBlacklistView.as_view(), name="logout"),
     path("", include("orders.urls")),

@@ -81,3 +81,54 @@ def test_expired_refresh_tokens_are_flushed_on_schedule(cashier):
     assert expired_tokens_flush() == 0
     assert expired_tokens_flush(now=timezone.now() + datetime.timedelta(days=8)) >= 2
     assert not OutstandingToken.objects.exists()
+
+
+# --- Brute force ---------------------------------------------------------------------------------------------
+
+
+def attempt(username, password, address="203.0.113.10", **headers):
+    return APIClient(REMOTE_ADDR=address).post(
+        TOKEN, {"username": username, "password": password}, format="json", **headers
+    )
+
+
+def test_failed_logins_lock_the_user_name_and_the_address_for_a_while(cashier, settings):
+    other = make_user("caixa2", "kitchen")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert attempt("caixa1", "guess").status_code == 401
+    assert attempt("caixa1", "guess").status_code == 429  # the limit-th failure locks
+    locked = attempt("caixa1", "caixa1")  # the right password, too late
+    assert locked.status_code == 429 and locked["Content-Type"] == "application/problem+json"
+    assert locked.json()["code"] == "too_many_failed_logins" and int(locked["Retry-After"]) == 15 * 60
+    assert attempt("caixa1", "caixa1", address="198.51.100.7").status_code == 429  # the user, from anywhere
+    assert attempt(other.username, "caixa2").status_code == 429  # anyone, from that address
+    assert attempt(other.username, "caixa2", address="198.51.100.7").status_code == 200
+
+
+def test_a_few_typos_do_not_lock_anyone_out(cashier, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert attempt("caixa1", "guess").status_code == 401
+    assert attempt("caixa1", "caixa1").status_code == 200
+
+
+def test_behind_the_proxy_each_customer_address_counts_not_the_proxys(cashier, settings):
+    settings.BEHIND_TLS_PROXY = True
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        attempt(f"nobody{i}", "guess", address="10.0.0.5", HTTP_X_FORWARDED_FOR="203.0.113.66")
+    # Another customer through the same load balancer is not locked out with the guesser.
+    assert attempt("caixa1", "caixa1", address="10.0.0.5", HTTP_X_FORWARDED_FOR="198.51.100.9").status_code == 200
+    guesser = attempt("caixa1", "caixa1", address="10.0.0.5", HTTP_X_FORWARDED_FOR="203.0.113.66")
+    assert guesser.status_code == 429
+
+
+def test_the_admin_login_is_locked_out_too(settings):
+    from django.test import Client
+
+    make_user("gerente9", "manager", is_staff=True)
+    browser = Client(REMOTE_ADDR="203.0.113.20")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        page = browser.post("/admin/login/", {"username": "gerente9", "password": "guess"})
+        assert page.status_code == 200  # the form again, with its error
+    assert browser.post("/admin/login/", {"username": "gerente9", "password": "guess"}).status_code == 429
+    locked = browser.post("/admin/login/", {"username": "gerente9", "password": "gerente9"})
+    assert locked.status_code == 429 and locked["Retry-After"] == str(15 * 60)
