@@ -8,6 +8,8 @@ CPF in the logs.
 
 import json
 import os
+import shutil
+import tempfile
 import time
 
 from gunicorn.glogging import Logger
@@ -38,6 +40,24 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 _SHM = "/dev/shm"  # noqa: S108 - gunicorn's own heartbeat files, not data
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", _SHM if os.path.isdir(_SHM) else None)
 
+# /metrics: each worker process writes its counters to files here and a scrape adds them up. In memory too;
+# emptied when gunicorn starts, and a dead worker's gauges are dropped.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(worker_tmp_dir or tempfile.gettempdir(), "kiosk-prometheus")
+)
+
+
+def on_starting(server):
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
 
 class JsonAccessLogger(Logger):
     """gunicorn's logger with an access line of JSON: no query string, no CPF or e-mail in what is kept."""
@@ -55,6 +75,7 @@ class JsonAccessLogger(Logger):
             "message": f"{req.method} {req.path} {resp.status_code}",
             "method": req.method,
             "path": mask_pii(req.path),  # the path only: the query string is never logged
+            "route": environ.get("kiosk.route", ""),  # the URL pattern Django matched
             "status": resp.status_code,
             "duration_ms": round(request_time.total_seconds() * 1000, 1),
             "bytes": getattr(resp, "sent", None),

@@ -15,6 +15,25 @@ from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
+from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+
+
+class PickupBoardThrottle(AnonRateThrottle):
+    """The public pickup board, per client address (behind the TLS proxy, the customer's, not the proxy's)."""
+
+    scope = "pickup_board"
+
+    def get_ident(self, request):
+        from kiosk.auth import client_ip
+
+        return client_ip(request)
+
+
+class CPFLookupThrottle(UserRateThrottle):
+    """Looking customers up by CPF, per login (a kiosk terminal's): nobody walks the CPF space through us."""
+
+    scope = "cpf_lookup"
+
 
 # JSON text is UTF-8 (RFC 8259); UTF-16/32 and Latin-1 are tolerated for old clients.
 ALLOWED_CHARSETS = {"utf-8", "utf-16", "utf-32", "ascii", "iso8859-1"}

@@ -7,6 +7,8 @@ from contextvars import ContextVar
 from django.conf import settings
 
 current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
+# The route's name ("order-detail"), never the path: a path may hold personal data.
+current_route: ContextVar[str] = ContextVar("route", default="")
 # The domain event this request or task emitted last: the cause (causation_id) of the next one it emits.
 current_cause: ContextVar[str] = ContextVar("current_cause", default="")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -22,14 +24,23 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
-        token, cause = current_request_id.set(request_id), current_cause.set("")
+        token, cause, route = current_request_id.set(request_id), current_cause.set(""), current_route.set("")
         try:
             response = self.get_response(request)
         finally:
             current_request_id.reset(token)
             current_cause.reset(cause)
+            current_route.reset(route)
         response["X-Request-ID"] = request_id
         return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        route = (match.view_name or match.route or "") if match else ""  # "order-detail", as in /metrics
+        current_route.set(route)
+        # gunicorn's access log line reads it from the WSGI environ (request.META is that dict).
+        request.META["kiosk.route"] = route
+        return None
 
 
 class BodySizeLimitMiddleware:

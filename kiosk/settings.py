@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "rest_framework_simplejwt.token_blacklist",
     "axes",
+    "django_prometheus",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_tasks",
@@ -75,6 +76,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "kiosk.middleware.RequestIdMiddleware",
     "kiosk.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -86,7 +88,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
+    "axes.middleware.AxesMiddleware",  # after authentication, as django-axes asks
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 # Brute force (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one user name, or from one address,
@@ -144,6 +147,8 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"kiosk-test-{os.getpid()}.sqlite3")}
 else:
     raise ImproperlyConfigured("DATABASE_URL must be sqlite:// or mysql:// (MySQL 8 / MariaDB 10.6+).")
+# django-prometheus's wrappers of the same backends: query counts and errors by database for /metrics.
+_db["ENGINE"] = _db["ENGINE"].replace("django.db.backends.", "django_prometheus.db.backends.")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -212,7 +217,16 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Only where a view asks (kiosk/api.py): 429 problem+json with Retry-After beyond these.
+    "DEFAULT_THROTTLE_RATES": {
+        "pickup_board": env.str("THROTTLE_PICKUP_BOARD", default="120/min"),
+        "cpf_lookup": env.str("THROTTLE_CPF_LOOKUP", default="30/min"),
+    },
 }
+
+# Throttle counters (and nothing else yet). In-process by default: with N processes a client gets N times the
+# rate. CACHE_URL=redis://host:6379/0 shares them between processes and pods.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://kiosk")}
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=30)),
@@ -265,6 +279,8 @@ WORKER_STALE_SECONDS = env.int("WORKER_STALE_SECONDS", default=60)
 # /readyz always reports the live workers; with this on it also answers 503 when none is alive. Off by
 # default: a stopped worker must not take the web pods (and the kiosks' orders) out of the load balancer.
 READYZ_REQUIRE_WORKER = env.bool("READYZ_REQUIRE_WORKER", default=False)
+# `/metrics` wants `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open with DEBUG on and off (404) without.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 TASKS_KEEP_SUCCEEDED_DAYS = env.int("TASKS_KEEP_SUCCEEDED_DAYS", default=7)
 # The periodic jobs' intervals in seconds (0 turns one off, for instance when cron runs the command instead).
 SCHEDULE_RECONCILE_SECONDS = env.int("SCHEDULE_RECONCILE_SECONDS", default=60)
@@ -337,6 +353,11 @@ MERCADOPAGO_SIMULATOR_AUTOPUMP = env.bool("MERCADOPAGO_SIMULATOR_AUTOPUMP", defa
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# json: one object per line (time, level, logger, message, request_id, route...), for production's log
+# collectors; plain: readable lines for a developer's terminal (the default with DEBUG on).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be json or plain.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -346,15 +367,26 @@ LOGGING = {
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "kiosk.logging.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(route)s",
+            "datefmt": "%Y-%m-%dT%H:%M:%S%z",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["request_id", "mask_pii"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # APScheduler says "Added job" for every periodic job at each worker start: only its warnings matter.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "apscheduler": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # APScheduler says "Added job" for every periodic job at each worker start: only its warnings matter.
+        "apscheduler": {"level": "WARNING"},
+        # runserver's request lines (make run) through the same handler: masked, JSON when asked.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

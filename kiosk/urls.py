@@ -11,6 +11,7 @@ from rest_framework_simplejwt.views import TokenBlacklistView, TokenRefreshView
 
 from kiosk import checks
 from kiosk.auth import TokenObtainView
+from kiosk.metrics import metrics_view
 from kiosk.problems import problem_json_response
 from kiosk.worker import alive_workers
 from payments import report_views
@@ -78,8 +79,9 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get", "head"]),
         name="api-docs",
     ),
-    path("healthz", healthz),
-    path("readyz", readyz),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     *([path("mp-simulator/", include("payments.simulator.urls"))] if settings.MERCADOPAGO_SIMULATOR else []),
     re_path(r"^api/", api_not_found),
 ]

@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from kiosk.events.services import emit, emit_order_paid, order_data
+from kiosk.metrics import ORDERS_PLACED
 from kiosk.problems import DomainError, Invalid, InvalidTransition, OutOfStock, ProductUnavailable
 from orders.cpf import normalize_cpf
 from orders.models import MAX_MONEY, Category, Customer, Order, OrderItem, PickupCounter, Product, Terminal
@@ -228,6 +229,7 @@ def order_place(
         },
     )
     logger.info("order placed: #%s %s total=%s terminal=%s", order.number, order.pk, total, terminal.pk)
+    transaction.on_commit(ORDERS_PLACED.inc)
     return order
 
 

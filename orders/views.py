@@ -9,7 +9,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kiosk.api import IDEMPOTENCY_HEADER, OPTIONAL_IDEMPOTENCY_HEADER, PROBLEM, BoundedLimitOffsetPagination
+from kiosk.api import (
+    IDEMPOTENCY_HEADER,
+    OPTIONAL_IDEMPOTENCY_HEADER,
+    PROBLEM,
+    BoundedLimitOffsetPagination,
+    CPFLookupThrottle,
+    PickupBoardThrottle,
+)
 from kiosk.idempotency import idempotent
 from kiosk.problems import Invalid
 from kiosk.roles import KIOSK, KITCHEN, MANAGER, allow, is_staff_role
@@ -100,6 +107,7 @@ class ProductDetailView(APIView):
 
 class CustomerView(APIView):
     permission_classes = [allow(KIOSK, MANAGER)]
+    throttle_classes = [CPFLookupThrottle]
 
     @extend_schema(
         parameters=[OpenApiParameter("cpf", OpenApiTypes.STR, required=True, description="CPF, any common format")],
@@ -234,6 +242,7 @@ class KitchenStatusView(APIView):
 class PickupBoardView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
+    throttle_classes = [PickupBoardThrottle]
 
     @extend_schema(responses=PickupBoardSerializer)
     def get(self, request):

@@ -10,7 +10,7 @@
 resource "aws_secretsmanager_secret" "django" {
   #checkov:skip=CKV2_AWS_57:Rotating SECRET_KEY signs everyone out and voids pending links; done by hand, with a deploy
   name        = "kiosk/django"
-  description = "Django SECRET_KEY (property secret_key)"
+  description = "Django SECRET_KEY and the /metrics bearer token (properties secret_key, metrics_token)"
   kms_key_id  = aws_kms_key.app.arn
 }
 
@@ -19,9 +19,17 @@ resource "random_password" "django_secret_key" {
   special = true
 }
 
+resource "random_password" "metrics_token" {
+  length  = 48
+  special = false
+}
+
 resource "aws_secretsmanager_secret_version" "django" {
-  secret_id     = aws_secretsmanager_secret.django.id
-  secret_string = jsonencode({ secret_key = random_password.django_secret_key.result })
+  secret_id = aws_secretsmanager_secret.django.id
+  secret_string = jsonencode({
+    secret_key    = random_password.django_secret_key.result
+    metrics_token = random_password.metrics_token.result
+  })
 }
 
 resource "aws_secretsmanager_secret" "mercadopago" {

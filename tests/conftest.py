@@ -18,6 +18,15 @@ requires_mysql = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    """Throttle counters live in the cache: every test starts with none spent."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 def make_user(username: str, group: str | None = None, **extra) -> User:
     user = User.objects.create_user(username=username, password=username, **extra)
     if group:

@@ -65,7 +65,7 @@ def test_the_access_log_is_json_and_never_holds_a_query_string_or_a_cpf(tmp_path
             try:
                 requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
         answer = requests.get(
             f"http://127.0.0.1:{port}/api/v1/customers/?cpf=529.982.247-25&email=maria@example.com",
@@ -80,7 +80,7 @@ def test_the_access_log_is_json_and_never_holds_a_query_string_or_a_cpf(tmp_path
     log.seek(0)
     text = log.read()
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-    customers = [line for line in lines if line["path"] == "/api/v1/customers/"]
+    customers = [line for line in lines if line.get("path") == "/api/v1/customers/"]
     assert customers, text
     line = customers[0]
     assert (line["method"], line["status"], line["request_id"], line["logger"]) == (
