@@ -223,6 +223,10 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     def has_review_permission(self, request) -> bool:
         return request.user.has_perm("payments.refund_payment")  # the same trust as giving money back
 
+    def has_sync_permission(self, request) -> bool:
+        # The page is read-only for everyone (ReadOnlyMixin); changing a payment by an action is a manager's.
+        return request.user.has_perm("payments.change_payment")
+
     # --- actions ---------------------------------------------------------------------------------
 
     def _each(self, request, queryset, action: str, run, *, reason: str = ""):
@@ -249,7 +253,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
         if done:
             self.message_user(request, f"{action}: {done} payment(s).", messages.SUCCESS)
 
-    @admin.action(description="Sync with Mercado Pago", permissions=["view"])
+    @admin.action(description="Sync with Mercado Pago", permissions=["sync"])
     def sync_with_mercadopago(self, request, queryset):
         self._each(request, queryset, "Sync with Mercado Pago", lambda p: review.payment_sync(payment_id=p.pk))
 
@@ -420,7 +424,10 @@ class WebhookDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
     fields = readonly_fields
     actions = ["process_again"]
 
-    @admin.action(description="Process again (fetch from Mercado Pago and apply)", permissions=["view"])
+    def has_process_again_permission(self, request) -> bool:
+        return request.user.has_perm("payments.change_webhookdelivery")
+
+    @admin.action(description="Process again (fetch from Mercado Pago and apply)", permissions=["process_again"])
     def process_again(self, request, queryset):
         done = 0
         for delivery in queryset.filter(signature_valid=True):

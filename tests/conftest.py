@@ -236,6 +236,7 @@ def migration_data(db):
 
     importlib.import_module("orders.migrations.0002_roles_and_pickup_counter").create_roles(apps, None)
     importlib.import_module("payments.migrations.0002_manager_permissions").grant(apps, None)
+    importlib.import_module("payments.migrations.0005_manager_change_permissions").grant(apps, None)
     importlib.import_module("kiosk.migrations.0003_manager_audit_permission").grant(apps, None)
     importlib.import_module("kiosk.events.migrations.0002_manager_permissions").grant(apps, None)
 
