@@ -189,3 +189,34 @@ def test_behind_the_tls_proxy_plain_http_is_redirected_except_the_probes(setting
     assert client.get("/healthz").status_code == 200  # the kubelet's probe, in the cluster
     over_tls = client.get("/healthz", HTTP_X_FORWARDED_PROTO="https")
     assert over_tls.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_the_admin_path_is_configurable(tmp_path):
+    code = (
+        "import django; django.setup(); from django.test import Client; from django.core.management import "
+        "call_command; call_command('migrate', verbosity=0); c = Client(); "
+        "print(c.get('/back-office/login/').status_code, c.get('/admin/login/').status_code, "
+        "c.get('/back-office/reports/sales/').status_code)"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "kiosk.settings",
+        "DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    moved = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE,
+        env={**env, "ADMIN_URL": "/back-office/"},
+        capture_output=True,
+        text=True,
+    )
+    assert moved.stdout.split() == ["200", "404", "302"], moved.stderr[-2000:]  # reports: to the login page
+    wrong = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=BASE,
+        env={**env, "ADMIN_URL": "../x?"},
+        capture_output=True,
+        text=True,
+    )
+    assert wrong.returncode != 0 and "ADMIN_URL must be a path" in wrong.stderr
