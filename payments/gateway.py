@@ -8,25 +8,43 @@ never waits on itself over HTTP.
 Mercado Pago is never called inside a database transaction or while a row lock is held: `_call` refuses to
 (`CalledInsideTransaction`), so a service that forgets "lock, decide, commit, call" fails in the tests.
 
+Retries are tenacity's: timeouts, connection errors, malformed JSON, 408, 425, 429 and 5xx get up to
+MERCADOPAGO_MAX_RETRIES more attempts, after 0.2 s, 0.4 s, ... (at most 2 s), each wait with +-50 % jitter.
+The circuit breaker is pybreaker's, one per process (each gunicorn worker and each task worker has its own):
+every transient failed attempt counts, a success or a 4xx resets the count; MERCADOPAGO_BREAKER_THRESHOLD
+failures in a row open it, and for MERCADOPAGO_BREAKER_COOLDOWN seconds calls fail at once without reaching
+Mercado Pago; then it is half-open and lets one trial call through (a success closes it, a failure opens it
+again). Both settings are read at every call. The SDK call runs outside pybreaker's lock (see `_Breaker`), so
+a slow Mercado Pago never queues a process's threads behind one another.
+
 Callers get plain dicts (Mercado Pago's JSON) or one of two errors:
-- `GatewayUnavailable`: timeouts, connection errors, 429 and 5xx (after retries), or the breaker is open.
+- `GatewayUnavailable`: timeouts, connection errors, 429 and 5xx (after retries), or the breaker is open
+  (`CircuitOpen`, a subclass; `retry_after` says when the breaker lets a call through again).
   Nothing is known to have happened; retrying later is safe because every write carries an idempotency key.
 - `GatewayRejected`: Mercado Pago answered 4xx; its error code and message are kept for the people involved.
+
+Each `_call` is timed, retries included, in `kiosk_mercadopago_call_seconds` (operation, outcome), and the
+breaker's state is the `kiosk_mercadopago_circuit_breaker_state` gauge (kiosk/metrics.py).
 """
 
+import contextlib
 import logging
-import random
-import threading
+import math
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import mercadopago
+import pybreaker
 import requests
+import tenacity
 from django.conf import settings
 from django.db import transaction
 from mercadopago.config import RequestOptions
 from mercadopago.errors.exceptions import MercadoPagoError
 from mercadopago.http import HttpClient
+
+from kiosk import metrics
 
 logger = logging.getLogger(__name__)
 SDK_BASE_URL = "https://api.mercadopago.com"
@@ -44,6 +62,10 @@ class GatewayError(Exception):
 
 class GatewayUnavailable(GatewayError):
     retry_after = 5
+
+
+class CircuitOpen(GatewayUnavailable):
+    """The breaker answered: Mercado Pago was not called."""
 
 
 class GatewayRejected(GatewayError):
@@ -75,37 +97,130 @@ class BaseUrlHttpClient(HttpClient):
         )
 
 
-class CircuitBreaker:
-    """Stops calling Mercado Pago for a while after repeated transient failures (per process)."""
+# --- The circuit breaker (pybreaker), per process ---------------------------------------------------
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.failures = 0
-        self.open_until = 0.0
 
-    def check(self) -> None:
+class _TransientFailure(Exception):
+    """What `_Breaker.record` replays through pybreaker for a failed attempt (a timeout, a 5xx...)."""
+
+
+def _replay(ok: bool) -> None:
+    if not ok:
+        raise _TransientFailure("Mercado Pago did not answer usefully")
+
+
+class _Breaker(pybreaker.CircuitBreaker):
+    """pybreaker's CircuitBreaker (states, counters, listeners), without holding its lock during the call.
+
+    pybreaker's own `call()` keeps its lock while the guarded function runs, which would make a gunicorn
+    worker's threads wait for each other's Mercado Pago calls (up to MERCADOPAGO_TIMEOUT each). So the SDK
+    call happens outside: `admit()` decides under the lock whether a call may go (and which one is the
+    half-open trial), `record()` then feeds the outcome to pybreaker's state machine through `call()`.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._trial_in_flight = False
+
+    def configure(self) -> None:
+        """The settings of the moment (tests change them; so may an operator, between deploys)."""
+        self.fail_max = settings.MERCADOPAGO_BREAKER_THRESHOLD
+        self.reset_timeout = settings.MERCADOPAGO_BREAKER_COOLDOWN
+
+    def seconds_until_half_open(self) -> float:
+        opened_at = self._state_storage.opened_at
+        if opened_at is None:
+            return 0.0
+        return (opened_at + timedelta(seconds=self.reset_timeout) - datetime.now(UTC)).total_seconds()
+
+    def retry_after(self) -> int:
+        """Whole seconds (at least 1) until the breaker lets a call through again."""
+        return max(1, math.ceil(self.seconds_until_half_open()))
+
+    def admit(self) -> bool:
+        """Raises `CircuitOpen` while open (or half-open with its trial call in flight); else lets the call go.
+        Returns True when the call is the half-open trial (it must then be `record`ed with trial=True)."""
         with self._lock:
-            remaining = self.open_until - time.monotonic()
-        if remaining > 0:
-            error = GatewayUnavailable("Mercado Pago is unreachable; not trying again for a few seconds.")
-            error.retry_after = max(1, int(remaining + 0.999))
-            raise error
+            state = self.state.name
+            if state == pybreaker.STATE_CLOSED:
+                return False
+            if state == pybreaker.STATE_OPEN:
+                if self.seconds_until_half_open() > 0:
+                    raise self._open_error()
+                self.half_open()
+            if self._trial_in_flight:
+                raise self._open_error()
+            self._trial_in_flight = True
+            return True
 
-    def record(self, ok: bool) -> None:
+    def record(self, ok: bool | None, *, trial: bool) -> None:
+        """The outcome of an admitted call: True (an answer, 4xx included), False (a transient failure),
+        None (an unexpected error: no evidence either way)."""
         with self._lock:
-            if ok:
-                self.failures, self.open_until = 0, 0.0
+            if trial:
+                self._trial_in_flight = False
+            # Open: the answer of a call that started before another one opened it; it changes nothing.
+            if ok is None or self.current_state == pybreaker.STATE_OPEN:
                 return
-            self.failures += 1
-            if self.failures >= settings.MERCADOPAGO_BREAKER_THRESHOLD:
-                self.open_until = time.monotonic() + settings.MERCADOPAGO_BREAKER_COOLDOWN
-                logger.error("Mercado Pago circuit breaker open for %ss", settings.MERCADOPAGO_BREAKER_COOLDOWN)
+            with contextlib.suppress(_TransientFailure, pybreaker.CircuitBreakerError):
+                self.call(_replay, ok)  # pybreaker counts it, opens or closes, tells the listeners
 
     def reset(self) -> None:
-        self.record(True)
+        """Closed, no failures counted (tests; a process that knows better)."""
+        with self._lock:
+            self._trial_in_flight = False
+            self.close()
+
+    def _open_error(self) -> CircuitOpen:
+        error = CircuitOpen("Mercado Pago is unreachable; not trying again for a few seconds.")
+        error.retry_after = self.retry_after()
+        return error
 
 
-breaker = CircuitBreaker()
+class _LogListener(pybreaker.CircuitBreakerListener):
+    def state_change(self, cb, old_state, new_state):
+        old = old_state.name if old_state is not None else None
+        if new_state.name == pybreaker.STATE_OPEN:
+            logger.error("Mercado Pago circuit breaker open for %ss", cb.reset_timeout)
+        elif new_state.name == pybreaker.STATE_HALF_OPEN:
+            logger.warning("Mercado Pago circuit breaker half-open: one trial call goes through")
+        elif old not in (None, pybreaker.STATE_CLOSED):
+            logger.info("Mercado Pago circuit breaker closed: Mercado Pago answers again")
+
+
+class _MetricsListener(pybreaker.CircuitBreakerListener):
+    def state_change(self, cb, old_state, new_state):
+        metrics.observe_breaker_state(new_state.name)
+
+
+breaker = _Breaker(
+    fail_max=settings.MERCADOPAGO_BREAKER_THRESHOLD,
+    reset_timeout=settings.MERCADOPAGO_BREAKER_COOLDOWN,
+    listeners=[_LogListener(), _MetricsListener()],
+    name="mercadopago",
+)
+
+
+# --- Retries (tenacity) ------------------------------------------------------------------------------
+
+# min(2, 0.2 * 2**n) * uniform(0.5, 1.5): half the exponential step, plus a random part of up to the whole step.
+_BACKOFF = tenacity.wait_exponential(multiplier=0.1, max=1.0) + tenacity.wait_random_exponential(
+    multiplier=0.2, max=2.0
+)
+
+
+def _sleep(seconds: float) -> None:
+    """The wait between attempts (tests replace it)."""
+    time.sleep(seconds)
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A transient failure, unless the breaker is open now (this very failure may have opened it)."""
+    return (
+        isinstance(exc, GatewayUnavailable)
+        and not isinstance(exc, CircuitOpen)
+        and breaker.current_state != pybreaker.STATE_OPEN
+    )
 
 
 def _error_details(body) -> tuple[str, str]:
@@ -152,37 +267,73 @@ class MercadoPago:
             connection_timeout=settings.MERCADOPAGO_TIMEOUT, custom_headers=headers, max_retries=0, retry_on=[]
         )
 
-    def _call(self, what: str, fn, *, retries: int | None = None) -> dict:
+    def _call(self, what: str, fn, *, retries: int | None = None, operation: str = "other") -> dict:
+        """`fn()` (one SDK call) with our retries and the breaker; `operation` labels the latency metric."""
         retries = settings.MERCADOPAGO_MAX_RETRIES if retries is None else retries
         refuse_inside_transaction(what)
-        breaker.check()
-        for attempt in range(retries + 1):
-            try:
-                result = fn()
-                status, body = result["status"], result["response"]
-            except (requests.RequestException, MercadoPagoError, ValueError) as exc:
-                status, body = None, None
-                error = GatewayUnavailable(f"{what}: {type(exc).__name__}: {exc}")
-            else:
-                if 200 <= status < 300:
-                    breaker.record(True)
-                    return body if isinstance(body, dict) else {}
-                code, message = _error_details(body)
-                if status not in TRANSIENT_STATUSES:
-                    breaker.record(True)  # Mercado Pago is up; it just said no
-                    raise GatewayRejected(
-                        f"{what}: Mercado Pago answered {status} {code}: {message}".strip(),
-                        status=status,
-                        code=code,
-                        body=body,
-                    )
-                error = GatewayUnavailable(f"{what}: Mercado Pago answered {status} {code}", status=status, body=body)
-            breaker.record(False)
-            logger.warning("%s (attempt %s of %s)", error, attempt + 1, retries + 1)
-            if attempt < retries:
-                time.sleep(min(2.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.5))  # noqa: S311 (jitter)
-                breaker.check()
-        raise error
+        breaker.configure()
+        started, outcome = time.monotonic(), "unavailable"
+        try:
+            body = self._with_retries(what, fn, retries)
+            outcome = "ok"
+            return body
+        except GatewayRejected:
+            outcome = "rejected"
+            raise
+        except GatewayUnavailable as error:
+            if not isinstance(error, CircuitOpen) and breaker.current_state == pybreaker.STATE_OPEN:
+                error.retry_after = breaker.retry_after()  # this call opened it, or found it opened meanwhile
+            raise
+        finally:
+            metrics.MP_CALL_SECONDS.labels(operation=operation, outcome=outcome).observe(time.monotonic() - started)
+
+    def _with_retries(self, what: str, fn, retries: int) -> dict:
+        attempts = retries + 1
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=_BACKOFF,
+            retry=tenacity.retry_if_exception(_worth_retrying),
+            sleep=_sleep,
+            reraise=True,  # the last GatewayUnavailable itself, not tenacity's RetryError
+        )
+        for attempt in retrying:
+            with attempt:
+                body = self._attempt(what, fn, attempt.retry_state.attempt_number, attempts)
+        return body
+
+    def _attempt(self, what: str, fn, number: int, attempts: int) -> dict:
+        """One try through the breaker: the answer's body, `GatewayRejected` or `GatewayUnavailable`."""
+        trial = breaker.admit()  # CircuitOpen while the breaker is open
+        ok = None
+        try:
+            body = self._answer(what, fn)
+            ok = True
+            return body
+        except GatewayRejected:
+            ok = True  # Mercado Pago is up; it just said no
+            raise
+        except GatewayUnavailable as error:
+            ok = False
+            logger.warning("%s (attempt %s of %s)", error, number, attempts)
+            raise
+        finally:
+            breaker.record(ok, trial=trial)
+
+    @staticmethod
+    def _answer(what: str, fn) -> dict:
+        try:
+            result = fn()
+            status, body = result["status"], result["response"]
+        except (requests.RequestException, MercadoPagoError, ValueError) as exc:
+            raise GatewayUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+        if 200 <= status < 300:
+            return body if isinstance(body, dict) else {}
+        code, message = _error_details(body)
+        if status not in TRANSIENT_STATUSES:
+            raise GatewayRejected(
+                f"{what}: Mercado Pago answered {status} {code}: {message}".strip(), status=status, code=code, body=body
+            )
+        raise GatewayUnavailable(f"{what}: Mercado Pago answered {status} {code}", status=status, body=body)
 
     def create_qr_order(self, *, reference: str, order, terminal, expiration) -> dict:
         total = money(order.total)
@@ -206,19 +357,25 @@ class MercadoPago:
             ],
         }
         # Our reference is the idempotency key: a retried creation returns the same Mercado Pago order.
-        return self._call("create QR order", lambda: self.sdk.order().create(body, self._options(reference)))
+        return self._call(
+            "create QR order",
+            lambda: self.sdk.order().create(body, self._options(reference)),
+            operation="create_qr_order",
+        )
 
     def get_order(self, provider_order_id: str, *, retries: int | None = None) -> dict:
         return self._call(
             f"get order {provider_order_id}",
             lambda: self.sdk.order().get(provider_order_id, self._options()),
             retries=retries,
+            operation="get_order",
         )
 
     def cancel_order(self, provider_order_id: str, *, idempotency_key: str) -> dict:
         return self._call(
             f"cancel order {provider_order_id}",
             lambda: self.sdk.order().cancel(provider_order_id, self._options(idempotency_key)),
+            operation="cancel_order",
         )
 
     def refund_order(
@@ -229,11 +386,15 @@ class MercadoPago:
         return self._call(
             f"refund order {provider_order_id}",
             lambda: self.sdk.order().refund_transaction(provider_order_id, body, self._options(idempotency_key)),
+            operation="refund_order",
         )
 
     def get_payment(self, payment_id: str, *, retries: int | None = None) -> dict:
         return self._call(
-            f"get payment {payment_id}", lambda: self.sdk.payment().get(payment_id, self._options()), retries=retries
+            f"get payment {payment_id}",
+            lambda: self.sdk.payment().get(payment_id, self._options()),
+            retries=retries,
+            operation="get_payment",
         )
 
 
