@@ -303,3 +303,29 @@ def test_cpf_lookups_are_throttled_per_terminal(kiosk, other_terminal, monkeypat
     assert refused.status_code == 429 and refused.json()["code"] == "throttled" and refused["Retry-After"]
     assert not Customer.objects.exists()  # refused before anything was written
     assert client_for(other_terminal.user).get("/api/v1/customers/?cpf=52998224725").status_code == 404
+
+
+def test_with_redis_the_throttle_counters_are_shared_by_every_process(tmp_path):
+    """Two processes, one Redis: the second sees what the first spent (skipped where no Redis answers)."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        pytest.skip("no Redis on 127.0.0.1:6379 (CACHE_URL=redis://... is optional)")
+    code = (
+        "import django, sys; django.setup(); from django.test import Client; "
+        "from kiosk.api import PickupBoardThrottle; PickupBoardThrottle.rate = '3/min'; "
+        "print(' '.join(str(Client(REMOTE_ADDR=sys.argv[1]).get('/api/v1/pickup-board/').status_code) "
+        "for _ in range(2)))"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "kiosk.settings",
+        "DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "CACHE_URL": "redis://127.0.0.1:6379/15",
+    }
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE, env=env, check=True, capture_output=True)
+    address = f"198.51.100.{os.getpid() % 250}"
+    first = subprocess.run([sys.executable, "-c", code, address], cwd=BASE, env=env, capture_output=True, text=True)
+    second = subprocess.run([sys.executable, "-c", code, address], cwd=BASE, env=env, capture_output=True, text=True)
+    assert (first.stdout.split(), second.stdout.split()) == (["200", "200"], ["200", "429"]), first.stderr[-1500:]
