@@ -1,5 +1,6 @@
 """The menu, customers, kiosk terminals and orders. State changes live in `orders/services.py`."""
 
+import datetime
 import uuid
 from decimal import Decimal
 
@@ -16,6 +17,57 @@ MAX_QUANTITY = 50
 MAX_NOTE_LENGTH = 140
 
 
+class Store(models.Model):
+    """A restaurant: it owns its terminals, its kitchen and its pickup number sequence."""
+
+    name = models.CharField(max_length=80, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    address = models.CharField(max_length=200, blank=True)
+    opening_hours = models.CharField(max_length=200, blank=True, help_text='For people, e.g. "Seg-Dom 10h-23h".')
+    time_zone = models.CharField(
+        max_length=60, default="America/Sao_Paulo", help_text="Pickup numbers restart at this zone's midnight."
+    )
+    offers_eat_in = models.BooleanField("eat in", default=True)
+    offers_takeaway = models.BooleanField("takeaway", default=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(offers_eat_in=True) | Q(offers_takeaway=True), name="store_offers_a_dining_choice"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        # Its number sequence exists from the start: taking a number is then always a lock on a known row.
+        PickupCounter.objects.get_or_create(store=self, defaults={"day": datetime.date(2000, 1, 1)})
+
+    def clean(self):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from django.core.exceptions import ValidationError
+
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError({"time_zone": f"Unknown time zone '{self.time_zone}'."}) from None
+
+
+class StaffMember(models.Model):
+    """Which store a kitchen or cashier login works in (managers may have none: they see every store)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_member")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="staff")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.store}"
+
+
 class Category(models.Model):
     name = models.CharField(max_length=80, unique=True)
     slug = models.SlugField(max_length=80, unique=True)
@@ -30,7 +82,17 @@ class Category(models.Model):
 
 
 class Product(models.Model):
+    class Kind(models.TextChoices):
+        ITEM = "item", "Item"
+        COMBO = "combo", "Combo"
+
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
+    kind = models.CharField(
+        max_length=10,
+        choices=Kind.choices,
+        default=Kind.ITEM,
+        help_text="A combo's option groups are its slots; each option of a slot is a product.",
+    )
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     price = models.DecimalField(**MONEY, validators=[MinValueValidator(Decimal("0.01"))])
@@ -38,6 +100,9 @@ class Product(models.Model):
     active = models.BooleanField(default=True)
     stock = models.PositiveIntegerField(
         null=True, blank=True, help_text="Units left to sell. Empty means unlimited (made to order)."
+    )
+    suggestions = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, help_text="Offered with this product on the kiosk (upsell)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -59,6 +124,50 @@ class Product(models.Model):
         return self.active and (self.stock is None or self.stock > 0)
 
 
+class OptionGroup(models.Model):
+    """Choices on a product ("Adicionais", "Retirar", "Ponto da carne"), or a combo's slot ("Bebida")."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="option_groups")
+    name = models.CharField(max_length=80)
+    min_choices = models.PositiveSmallIntegerField(default=0)
+    max_choices = models.PositiveSmallIntegerField(default=1)
+    position = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(max_choices__gte=1) & Q(max_choices__gte=models.F("min_choices")),
+                name="option_group_choices_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} / {self.name}"
+
+
+class Option(models.Model):
+    """One choice of a group, at an extra price (may be 0.00). In a combo's slot it names the product chosen."""
+
+    group = models.ForeignKey(OptionGroup, on_delete=models.CASCADE, related_name="options")
+    name = models.CharField(max_length=80)
+    price = models.DecimalField(**MONEY, default=Decimal("0.00"), validators=[MinValueValidator(Decimal("0.00"))])
+    product = models.ForeignKey(
+        Product, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="Combo slots only."
+    )
+    active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.CheckConstraint(condition=Q(price__gte=0), name="option_price_not_negative")]
+
+    def __str__(self) -> str:
+        return f"{self.name} (+{self.price})" if self.price else self.name
+
+
 class Customer(models.Model):
     cpf = models.CharField("CPF", max_length=11, unique=True, validators=[validate_cpf])
     name = models.CharField(max_length=120, blank=True)
@@ -74,7 +183,7 @@ class Terminal(models.Model):
     """A kiosk device, which is also a Mercado Pago point of sale."""
 
     name = models.CharField(max_length=80)
-    store = models.CharField(max_length=80)
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="terminals")
     external_pos_id = models.CharField(
         "Mercado Pago external POS id",
         max_length=40,
@@ -93,7 +202,7 @@ class Terminal(models.Model):
     )
 
     class Meta:
-        ordering = ["store", "name"]
+        ordering = ["store__name", "name"]
 
     def __str__(self) -> str:
         return f"{self.store} / {self.name}"
@@ -108,6 +217,10 @@ class Order(models.Model):
         COMPLETED = "completed", "Completed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Dining(models.TextChoices):
+        EAT_IN = "eat_in", "Eat in"
+        TAKEAWAY = "takeaway", "Takeaway"
+
     class CancelReason(models.TextChoices):
         CUSTOMER = "customer", "Customer gave up"
         PAYMENT_EXPIRED = "payment_expired", "Payment expired"
@@ -117,7 +230,9 @@ class Order(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     business_date = models.DateField(help_text="Local (store) date the pickup number belongs to.")
     number = models.PositiveIntegerField(help_text="Pickup number shown to the customer; restarts every day.")
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="orders")
     terminal = models.ForeignKey(Terminal, on_delete=models.PROTECT, related_name="orders")
+    dining = models.CharField(max_length=10, choices=Dining.choices, blank=True)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="orders")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.AWAITING_PAYMENT)
     total = models.DecimalField(**MONEY)
@@ -138,10 +253,15 @@ class Order(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["business_date", "number"], name="order_number_unique_per_day"),
+            models.UniqueConstraint(
+                fields=["store", "business_date", "number"], name="order_number_unique_per_store_day"
+            ),
             models.CheckConstraint(condition=Q(total__gt=0), name="order_total_positive"),
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="order_status_created")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="order_status_created"),
+            models.Index(fields=["store", "status", "created_at"], name="order_store_status_created"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.number} ({self.business_date:%d/%m})"
@@ -169,15 +289,39 @@ class OrderItem(models.Model):
         return f"{self.quantity} x {self.product_name}"
 
 
-class PickupCounter(models.Model):
-    """The pickup number sequence: one row, created by a migration, reset when the business day changes.
+class OrderItemOption(models.Model):
+    """A choice made on an order line, as at order time: an option ("+ bacon"), or a combo's part (the drink
+    chosen), whose own options point at it through `parent`. Prices are per unit of the line."""
 
-    A single row that always exists (rather than a row per day) means allocating a number never races
-    to insert: it is one `SELECT ... FOR UPDATE` on a known row, which serialises order numbering only.
+    item = models.ForeignKey(OrderItem, on_delete=models.CASCADE, related_name="options")
+    parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="options")
+    option = models.ForeignKey(Option, on_delete=models.PROTECT, related_name="+")
+    group_name = models.CharField(max_length=80)
+    name = models.CharField(max_length=80)
+    product = models.ForeignKey(
+        Product, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="A combo's part."
+    )
+    price = models.DecimalField(**MONEY, help_text="Extra price of one, at the time of the order.")
+    quantity = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.name}"
+
+
+class PickupCounter(models.Model):
+    """A store's pickup number sequence: one row per store, made with the store, reset when its business day
+    changes.
+
+    A row that always exists (rather than a row per day) means allocating a number never races to insert:
+    it is one `SELECT ... FOR UPDATE` on a known row, which serialises that store's numbering only.
     """
 
+    store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="pickup_counter")
     day = models.DateField()
     last_number = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
-        return f"{self.day}: {self.last_number}"
+        return f"{self.store}: {self.day} {self.last_number}"

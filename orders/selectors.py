@@ -27,7 +27,7 @@ def products_for(*, user, category_slug: str | None = None) -> QuerySet[Product]
 
 
 def _with_details(orders: QuerySet[Order]) -> QuerySet[Order]:
-    return orders.select_related("customer", "terminal").prefetch_related(
+    return orders.select_related("customer", "store", "terminal__store").prefetch_related(
         Prefetch("items", queryset=OrderItem.objects.order_by("id"))
     )
 

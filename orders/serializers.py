@@ -100,6 +100,12 @@ class OrderCreateSerializer(StrictMixin, serializers.Serializer):
     cpf_on_receipt = StrictBooleanField(
         required=False, default=False, help_text='"CPF na nota": put customer_cpf on the fiscal receipt.'
     )
+    dining = serializers.ChoiceField(
+        choices=Order.Dining.choices,
+        required=False,
+        default="",
+        help_text="eat_in or takeaway: required when the terminal's store offers both.",
+    )
 
     def validate(self, attrs):
         if attrs.get("cpf_on_receipt") and not attrs.get("customer_cpf"):
@@ -118,13 +124,19 @@ class OrderItemSerializer(serializers.ModelSerializer):
 class TerminalBriefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
-    store = serializers.CharField()
+    store = serializers.CharField(source="store.name")
+
+
+class StoreBriefSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
 
 
 class OrderSerializer(serializers.ModelSerializer):
     items = OrderItemSerializer(many=True, read_only=True)
     customer = CustomerSerializer(read_only=True, allow_null=True)
     terminal = TerminalBriefSerializer(read_only=True)
+    store = StoreBriefSerializer(read_only=True)
 
     class Meta:
         model = Order
@@ -134,8 +146,10 @@ class OrderSerializer(serializers.ModelSerializer):
             "status",
             "items",
             "total",
+            "dining",
             "customer",
             "cpf_on_receipt",
+            "store",
             "terminal",
             "cancel_reason",
             "created_at",

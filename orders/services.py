@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -26,11 +27,10 @@ from kiosk.events.services import emit, emit_order_paid, order_data
 from kiosk.metrics import ORDERS_PLACED
 from kiosk.problems import DomainError, Invalid, InvalidTransition, OutOfStock, ProductUnavailable
 from orders.cpf import normalize_cpf
-from orders.models import MAX_MONEY, Category, Customer, Order, OrderItem, PickupCounter, Product, Terminal
+from orders.models import MAX_MONEY, Category, Customer, Order, OrderItem, PickupCounter, Product, Store, Terminal
 
 logger = logging.getLogger(__name__)
 CENT = Decimal("0.01")
-PICKUP_COUNTER_ID = 1
 Status = Order.Status
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -50,6 +50,10 @@ class UnknownProduct(DomainError):
 class OrderTooLarge(DomainError):
     status = 422
     code = "order_total_too_large"
+
+
+class DiningInvalid(Invalid):
+    code = "invalid_dining"
 
 
 class TerminalInactive(DomainError):
@@ -144,11 +148,17 @@ def _release_stock(items: Iterable[OrderItem]) -> None:
         Product.objects.filter(pk=product_id, stock__isnull=False).update(stock=F("stock") + wanted[product_id])
 
 
-def _next_pickup_number(day) -> int:
-    counter = PickupCounter.objects.select_for_update().filter(pk=PICKUP_COUNTER_ID).first()
-    if counter is None:  # a migration creates the row; only a database emptied by hand lacks it
-        PickupCounter.objects.get_or_create(pk=PICKUP_COUNTER_ID, defaults={"day": day})
-        counter = PickupCounter.objects.select_for_update().get(pk=PICKUP_COUNTER_ID)
+def store_business_date(store: Store):
+    """Today in the store's own time zone: its pickup numbers restart at its midnight."""
+    return timezone.localdate(timezone=ZoneInfo(store.time_zone))
+
+
+def _next_pickup_number(store: Store, day) -> int:
+    """The store's next number: a lock on its own counter row, so stores never wait on each other."""
+    counter = PickupCounter.objects.select_for_update().filter(store=store).first()
+    if counter is None:  # a store's counter is made with the store; only rows deleted by hand lack it
+        PickupCounter.objects.get_or_create(store=store, defaults={"day": day})
+        counter = PickupCounter.objects.select_for_update().get(store=store)
     if counter.day != day:
         counter.day, counter.last_number = day, 0
     counter.last_number += 1
@@ -156,13 +166,40 @@ def _next_pickup_number(day) -> int:
     return counter.last_number
 
 
+def _dining_for(store: Store, dining: str) -> str:
+    offered = [
+        choice
+        for choice, on in ((Order.Dining.EAT_IN, store.offers_eat_in), (Order.Dining.TAKEAWAY, store.offers_takeaway))
+        if on
+    ]
+    if not dining:
+        if len(offered) == 1:
+            return offered[0]
+        raise DiningInvalid(
+            "Say whether the order is eaten here or taken away.",
+            errors={"dining": [f"Required at {store.name}: one of {', '.join(offered)}."]},
+        )
+    if dining not in offered:
+        raise DiningInvalid(
+            f"{store.name} does not offer '{dining}'.", errors={"dining": [f"One of {', '.join(offered)}."]}
+        )
+    return dining
+
+
 @transaction.atomic
 def order_place(
-    *, terminal: Terminal, items: list[ItemRequest], customer_cpf: str | None = None, cpf_on_receipt: bool = False
+    *,
+    terminal: Terminal,
+    items: list[ItemRequest],
+    customer_cpf: str | None = None,
+    cpf_on_receipt: bool = False,
+    dining: str = "",
 ) -> Order:
     """Places an order from a kiosk: prices come from the menu, never from the client. Emits `order.placed`."""
     if not terminal.active:
         raise TerminalInactive(f"Terminal '{terminal.name}' is disabled; ask a manager to enable it.")
+    store = terminal.store
+    dining = _dining_for(store, dining)
     if not items:
         raise Invalid("An order needs at least one item.", errors={"items": ["This list may not be empty."]})
 
@@ -197,11 +234,13 @@ def order_place(
     if total > MAX_MONEY:
         raise OrderTooLarge(f"An order may total at most {MAX_MONEY}; this one totals {total}.")
 
-    business_date = timezone.localdate()
+    business_date = store_business_date(store)
     order = Order.objects.create(
         business_date=business_date,
-        number=_next_pickup_number(business_date),
+        number=_next_pickup_number(store, business_date),
+        store=store,
         terminal=terminal,
+        dining=dining,
         customer=customer,
         cpf_on_receipt=bool(cpf_on_receipt and customer),
         total=total,

@@ -186,6 +186,7 @@ class OrderListView(APIView):
             items=[services.ItemRequest(**item) for item in data["items"]],
             customer_cpf=data.get("customer_cpf") or None,
             cpf_on_receipt=data.get("cpf_on_receipt", False),
+            dining=data.get("dining", ""),
         )
         return Response(
             OrderSerializer(selectors.order_detail(order.pk)).data,

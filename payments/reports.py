@@ -57,7 +57,7 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # What payments.csv reads: not the QR payloads, and never a customer (so no CPF can leak).
 _PAYMENT_EXPORT_FIELDS = [
     "created_at", "status", "amount", "paid_amount", "needs_review", "provider_order_id", "provider_payment_id",
-    "reference", "order__number", "order__business_date", "order__terminal__store", "order__terminal__name",
+    "reference", "order__number", "order__business_date", "order__terminal__store__name", "order__terminal__name",
 ]  # fmt: skip
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -169,7 +169,7 @@ def payments_queryset(*, start: date, end: date) -> QuerySet[Payment]:
 
     return (
         Payment.objects.filter(created_at__gte=lower, created_at__lt=upper)
-        .select_related("order__terminal")
+        .select_related("order__terminal__store")
         .only(*_PAYMENT_EXPORT_FIELDS)
         .annotate(
             refunded=refunds_total(Refund.Status.SUCCEEDED),
@@ -290,14 +290,14 @@ def sales_by_terminal(*, start: date, end: date) -> list[dict]:
     """{"terminal_id", "store", "name", "orders", "gross"} per terminal with sales, largest gross first."""
     rows = (
         sales_queryset(start=start, end=end)
-        .values("terminal_id", "terminal__store", "terminal__name")
+        .values("terminal_id", "terminal__store__name", "terminal__name")
         .annotate(orders=Count("pk"), gross=Sum("total"))
-        .order_by("-gross", "terminal__store", "terminal__name", "terminal_id")
+        .order_by("-gross", "terminal__store__name", "terminal__name", "terminal_id")
     )
     return [
         {
             "terminal_id": row["terminal_id"],
-            "store": row["terminal__store"],
+            "store": row["terminal__store__name"],
             "name": row["terminal__name"],
             "orders": row["orders"],
             "gross": _money(row["gross"]),
@@ -411,7 +411,7 @@ def payments_csv_rows(*, start: date, end: date, chunk_size: int = CSV_CHUNK_SIZ
             order.pk,
             order.number,
             order.business_date.isoformat(),
-            csv_text(order.terminal.store),
+            csv_text(order.terminal.store.name),
             csv_text(order.terminal.name),
             csv_text(payment.status),
             _money(payment.amount),

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 from rest_framework.test import APIClient
 
-from orders.models import Category, Product, Terminal
+from orders.models import Category, Product, Store, Terminal
 
 _keys = itertools.count(1)
 
@@ -27,6 +27,15 @@ def _fresh_throttles():
     yield
 
 
+def store_named(name: str = "Loja 1", **extra) -> Store:
+    """A store by name (made on first use). Takeaway only unless told otherwise, so an order needs no
+    `dining`; tests/test_stores.py covers the stores that offer both."""
+    from django.utils.text import slugify
+
+    defaults = {"slug": slugify(name), "offers_eat_in": False, "offers_takeaway": True, **extra}
+    return Store.objects.get_or_create(name=name, defaults=defaults)[0]
+
+
 def make_user(username: str, group: str | None = None, **extra) -> User:
     user = User.objects.create_user(username=username, password=username, **extra)
     if group:
@@ -41,13 +50,13 @@ def kiosk_user(db):
 
 @pytest.fixture
 def terminal(kiosk_user):
-    return Terminal.objects.create(name="Totem A", store="Loja 1", external_pos_id="POSA", user=kiosk_user)
+    return Terminal.objects.create(name="Totem A", store=store_named("Loja 1"), external_pos_id="POSA", user=kiosk_user)
 
 
 @pytest.fixture
 def other_terminal(db):
     user = make_user("kiosk-b", "kiosk")
-    return Terminal.objects.create(name="Totem B", store="Loja 1", external_pos_id="POSB", user=user)
+    return Terminal.objects.create(name="Totem B", store=store_named("Loja 1"), external_pos_id="POSB", user=user)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from orders.models import Order, Product, Terminal
 from orders.services import order_cancel
-from tests.conftest import client_for, make_user, place, requires_mysql
+from tests.conftest import client_for, make_user, place, requires_mysql, store_named
 
 pytestmark = [pytest.mark.django_db(transaction=True), requires_mysql]
 THREADS = 10
@@ -61,7 +61,7 @@ def test_last_unit_of_stock_goes_to_exactly_one_order(menu):
     Product.objects.filter(pk=menu["juice"].pk).update(stock=1)
     terminals = [
         Terminal.objects.create(
-            name=f"T{i}", store="S", external_pos_id=f"RACE{i}", user=make_user(f"race-{i}", "kiosk")
+            name=f"T{i}", store=store_named("S"), external_pos_id=f"RACE{i}", user=make_user(f"race-{i}", "kiosk")
         )
         for i in range(THREADS)
     ]

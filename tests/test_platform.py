@@ -128,12 +128,15 @@ def test_seed_demo_refuses_without_debug(settings):
     assert not User.objects.exists()
 
 
-def test_migrations_create_roles_and_the_pickup_counter():
+def test_migrations_create_roles_and_a_new_store_has_its_pickup_counter():
     from django.contrib.auth.models import Group
+
+    from orders.models import Store
 
     assert set(Group.objects.values_list("name", flat=True)) >= {"kiosk", "kitchen", "manager"}
     assert Group.objects.get(name="manager").permissions.filter(codename="change_product").exists()
-    assert PickupCounter.objects.filter(pk=1).exists()
+    store = Store.objects.create(name="Loja Nova", slug="loja-nova")
+    assert PickupCounter.objects.filter(store=store, last_number=0).exists()
 
 
 def test_a_real_server_without_a_token_refuses_to_run_the_simulator(settings):

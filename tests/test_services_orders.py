@@ -138,7 +138,7 @@ def test_pickup_numbers_count_up_and_restart_the_next_day(terminal, menu, monkey
     assert numbers == [1, 2, 3]
 
     tomorrow = timezone.localdate() + datetime.timedelta(days=1)
-    monkeypatch.setattr(services.timezone, "localdate", lambda: tomorrow)
+    monkeypatch.setattr(services.timezone, "localdate", lambda timezone=None: tomorrow)
     order = order_place(terminal=terminal, items=[ItemRequest(menu["burger"].pk, 1)])
     assert (order.business_date, order.number) == (tomorrow, 1)
 

@@ -22,7 +22,7 @@ from kiosk.models import WorkerHeartbeat
 from kiosk.worker import run_pending
 from orders.models import Category, Order, Product, Terminal
 from tests import worker_tasks
-from tests.conftest import client_for, make_user, new_key, place, requires_mysql
+from tests.conftest import client_for, make_user, new_key, place, requires_mysql, store_named
 from tests.subscriber import Subscriber
 
 
@@ -106,7 +106,7 @@ def test_a_worker_killed_mid_task_loses_nothing(workers):
 @transactional
 def test_abandoned_orders_are_cancelled_on_schedule_and_their_stock_released(workers, settings, migration_data):
     user = make_user("kiosk-s", "kiosk")
-    Terminal.objects.create(name="T", store="Loja 1", external_pos_id="POSS", user=user)
+    Terminal.objects.create(name="T", store=store_named("Loja 1"), external_pos_id="POSS", user=user)
     drinks = Category.objects.create(name="Bebida", slug="bebida")
     juice = Product.objects.create(category=drinks, name="Suco", price="9.90", stock=5)
     order = place(client_for(user), [{"product_id": juice.pk, "quantity": 2}]).json()
@@ -121,7 +121,7 @@ def test_abandoned_orders_are_cancelled_on_schedule_and_their_stock_released(wor
 
 def _orders(count: int) -> list[Order]:
     user = make_user(f"kiosk-{count}", "kiosk")
-    Terminal.objects.create(name="Bulk", store="Loja 1", external_pos_id=f"BULK{count}", user=user)
+    Terminal.objects.create(name="Bulk", store=store_named("Loja 1"), external_pos_id=f"BULK{count}", user=user)
     category = Category.objects.create(name=f"C{count}", slug=f"c{count}")
     product = Product.objects.create(category=category, name="X", price="10.00")
     kiosk = client_for(user)

@@ -116,7 +116,9 @@ def order_data(order) -> dict:
         "business_date": order.business_date.isoformat(),
         "status": order.status,
         "total": order.total,
-        "terminal": {"id": order.terminal_id, "store": order.terminal.store, "name": order.terminal.name},
+        "store": {"slug": order.store.slug, "name": order.store.name},
+        "dining": order.dining,
+        "terminal": {"id": order.terminal_id, "store": order.store.name, "name": order.terminal.name},
     }
 
 

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from orders.models import Category, Product, Terminal
+from orders.models import Category, Product, StaffMember, Store, Terminal
 
 MENU = {
     ("Lanche", "lanche", 1): [
@@ -31,11 +31,25 @@ MENU = {
     ],
 }
 
+STORES = [
+    # slug, name, address, opening hours, eat in, takeaway
+    ("loja-centro", "Loja Centro", "Rua XV de Novembro, 100 - Centro, Curitiba - PR", "Seg-Dom 10h-23h", True, True),
+    ("loja-aeroporto", "Loja Aeroporto", "Av. Rocha Pombo, s/n - Aeroporto, São José dos Pinhais - PR",
+     "Todos os dias 6h-22h", False, True),
+]  # fmt: skip
+
 USERS = [
-    # username, group, is_staff
-    ("kiosk1", "kiosk", False),
-    ("kitchen1", "kitchen", True),  # staff: the cashier sees orders and payments in the admin
-    ("manager1", "manager", True),
+    # username, group, is_staff, store
+    ("kiosk1", "kiosk", False, "loja-centro"),
+    ("kiosk2", "kiosk", False, "loja-aeroporto"),
+    ("kitchen1", "kitchen", True, "loja-centro"),  # staff: the kitchen sees orders in the admin
+    ("manager1", "manager", True, None),  # every store
+]
+
+TERMINALS = [
+    # Mercado Pago POS id, name, store, login
+    ("KIOSK001", "Totem 1", "loja-centro", "kiosk1"),
+    ("KIOSK002", "Totem Aeroporto 1", "loja-aeroporto", "kiosk2"),
 ]
 
 
@@ -58,24 +72,40 @@ class Command(BaseCommand):
                     defaults={"description": description, "price": Decimal(price), "stock": stock},
                 )
 
+        stores = {}
+        for slug, name, address, hours, eat_in, takeaway in STORES:
+            stores[slug], _ = Store.objects.get_or_create(
+                slug=slug,
+                defaults={
+                    "name": name,
+                    "address": address,
+                    "opening_hours": hours,
+                    "offers_eat_in": eat_in,
+                    "offers_takeaway": takeaway,
+                },
+            )
+
         users = {}
-        for username, group, is_staff in USERS:
+        for username, group, is_staff, store in USERS:
             user, created = User.objects.get_or_create(username=username, defaults={"is_staff": is_staff})
             if created:
                 user.set_password(username)
                 user.save()
-            user.groups.add(Group.objects.get(name=group))
+            user.groups.add(Group.objects.get_or_create(name=group)[0])
+            if store and group != "kiosk":
+                StaffMember.objects.get_or_create(user=user, defaults={"store": stores[store]})
             users[username] = user
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", "admin")
 
-        Terminal.objects.get_or_create(
-            external_pos_id="KIOSK001",
-            defaults={"name": "Totem 1", "store": "Loja Centro", "user": users["kiosk1"]},
-        )
+        for pos_id, name, store, login in TERMINALS:
+            Terminal.objects.get_or_create(
+                external_pos_id=pos_id, defaults={"name": name, "store": stores[store], "user": users[login]}
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {Category.objects.count()} categories, {Product.objects.count()} products, "
-                "terminal KIOSK001 (kiosk1), users kiosk1/kitchen1/manager1/admin."
+                "stores loja-centro (terminal KIOSK001, kiosk1) and loja-aeroporto (KIOSK002, kiosk2), "
+                f"users {', '.join(u for u, *_ in USERS)}, admin."
             )
         )
