@@ -57,9 +57,18 @@ def client_ip(request) -> str:
 
 
 def lockout_response(request, original_response=None, credentials=None):
-    """What a locked-out login gets (the admin's login page): 429 with Retry-After, as problem+json."""
+    """What a locked-out login gets: 429 with Retry-After; a page in the admin's look for a browser on the
+    admin's login form, problem+json otherwise."""
     error = TooManyFailedLogins()
-    response = problem_json_response(status=error.status, code=error.code, detail=error.detail)
+    if request.path.startswith(f"/{settings.ADMIN_URL}") and "json" not in request.headers.get("Accept", ""):
+        from django.contrib import admin
+        from django.template.response import TemplateResponse
+
+        context = {**admin.site.each_context(request), "title": "Login", "minutes": error.extra["retry_after"] // 60}
+        response = TemplateResponse(request, "admin/lockout.html", context, status=error.status)
+        response.render()
+    else:
+        response = problem_json_response(status=error.status, code=error.code, detail=error.detail)
     response["Retry-After"] = error.headers["Retry-After"]
     return response
 

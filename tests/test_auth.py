@@ -132,3 +132,5 @@ def test_the_admin_login_is_locked_out_too(settings):
     assert browser.post("/admin/login/", {"username": "gerente9", "password": "guess"}).status_code == 429
     locked = browser.post("/admin/login/", {"username": "gerente9", "password": "gerente9"})
     assert locked.status_code == 429 and locked["Retry-After"] == str(15 * 60)
+    assert locked["Content-Type"].startswith("text/html")  # a page for the person at the browser
+    assert "15" in locked.content.decode() and 'class="errornote"' in locked.content.decode()
