@@ -2,12 +2,18 @@
 hostile input (deep nesting, exotic charsets, absurd page sizes)."""
 
 import codecs
+import hashlib
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponseNotModified
+from django.http.response import HttpResponseBase
+from django.utils.http import http_date, parse_etags
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -15,6 +21,7 @@ from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
 
@@ -155,3 +162,26 @@ class MoneyField(serializers.DecimalField):
         if not isinstance(data, str) or not _MONEY.match(data):
             self.fail("format")
         return super().to_internal_value(data)
+
+
+# --- Conditional GET ------------------------------------------------------------------------------
+
+
+def conditional_response(request, data, *, last_modified: datetime | None = None) -> HttpResponseBase:
+    """`data` as a 200 with an ETag, or `304 Not Modified` (no body) when the client's If-None-Match holds it.
+
+    The ETag is a hash of the answer itself, so it changes exactly when the answer does (a price, an option
+    switched off, a product selling out, what this caller's role may see), whatever changed it. The work of
+    reading is still done; what a kiosk saves is the download and its re-rendering."""
+    body = json.dumps(data, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
+    etag = f'"{hashlib.sha256(body.encode()).hexdigest()[:40]}"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if last_modified is not None:
+        headers["Last-Modified"] = http_date(last_modified.timestamp())
+    wanted = request.headers.get("If-None-Match", "")
+    if wanted.strip() == "*" or etag in {tag.removeprefix("W/") for tag in parse_etags(wanted)}:
+        response = HttpResponseNotModified()
+        for name, value in headers.items():
+            response[name] = value
+        return response
+    return Response(data, headers=headers)

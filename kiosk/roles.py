@@ -1,11 +1,17 @@
-"""Who may do what: kiosk terminals, kitchen staff and managers are users in the groups of those names."""
+"""Who may do what: kiosk terminals, kitchen staff, cashiers and managers are users in the groups of those names.
+
+Kitchen staff and cashiers work in one store (their `orders.StaffMember`) and see only its orders; managers
+(and superusers) see every store's."""
 
 from rest_framework.permissions import BasePermission
 
 KIOSK = "kiosk"
 KITCHEN = "kitchen"
+CASHIER = "cashier"
 MANAGER = "manager"
-ROLES = (KIOSK, KITCHEN, MANAGER)
+ROLES = (KIOSK, KITCHEN, CASHIER, MANAGER)
+# Roles that work in one store: without a StaffMember row such a login sees no orders at all.
+STORE_ROLES = (KITCHEN, CASHIER)
 
 
 def roles_of(user) -> frozenset[str]:
@@ -26,8 +32,13 @@ def has_role(user, *roles: str) -> bool:
 
 
 def is_staff_role(user) -> bool:
-    """Kitchen staff and managers see every order; kiosks see only their own terminal's."""
-    return has_role(user, KITCHEN, MANAGER)
+    """Kitchen staff, cashiers and managers see orders by store; kiosks see only their own terminal's."""
+    return has_role(user, KITCHEN, CASHIER, MANAGER)
+
+
+def works_in_one_store(user) -> bool:
+    """Kitchen staff and cashiers (who are not also managers) see only their own store's orders."""
+    return has_role(user, *STORE_ROLES) and not has_role(user, MANAGER)
 
 
 def allow(*roles: str) -> type[BasePermission]:

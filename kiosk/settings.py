@@ -282,6 +282,7 @@ SPECTACULAR_SETTINGS = {
         "PaymentStatusEnum": "payments.models.Payment.Status",
         "KioskPaymentStatusEnum": "payments.selectors.KIOSK_STATUSES",
         "RefundStatusEnum": "payments.models.Refund.Status",
+        "PaymentMethodEnum": "payments.models.Payment.Method",
         "KitchenStatusEnum": ["in_preparation", "ready", "completed"],
     },
 }

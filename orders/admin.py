@@ -1,19 +1,45 @@
-"""The back office for the menu, customers, terminals and orders.
+"""The back office for the menu, customers, stores and their staff, terminals and orders.
 
-Money and status are read-only here: orders move only through actions that call `orders.services`.
+Money and status are read-only here: orders move only through actions that call `orders.services` (or
+`payments.services.checkout` for money taken at the counter). Kitchen staff and cashiers see only their
+store's orders.
 """
+
+import re
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from kiosk.audit import audit, snapshot
 from kiosk.problems import DomainError
+from kiosk.roles import STORE_ROLES, works_in_one_store
 from orders import services
 from orders.cpf import mask_cpf, mask_email, normalize_cpf
-from orders.models import Category, Customer, Order, OrderItem, Product, Terminal
+from orders.models import (
+    Category,
+    Customer,
+    Option,
+    OptionGroup,
+    Order,
+    OrderItem,
+    Product,
+    StaffMember,
+    Store,
+    Terminal,
+)
+from orders.selectors import item_options, staff_store
+from payments.models import Payment
 from payments.services import checkout as payment_checkout
 
 
@@ -25,13 +51,24 @@ class CategoryAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class OptionGroupInline(admin.TabularInline):
+    """A product's option groups (a combo's slots); "Change" opens a group with its options."""
+
+    model = OptionGroup
+    fields = ["name", "min_choices", "max_choices", "position"]
+    extra = 0
+    show_change_link = True
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["name", "category", "price", "active", "stock", "available"]
+    list_display = ["name", "kind", "category", "price", "active", "stock", "available"]
     list_editable = ["price", "active", "stock"]
-    list_filter = ["active", "category"]
+    list_filter = ["active", "kind", "category"]
     list_select_related = ["category"]
     search_fields = ["name"]
+    filter_horizontal = ["suggestions"]
+    inlines = [OptionGroupInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(boolean=True, description=_("available"))
@@ -40,6 +77,48 @@ class ProductAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # old orders point at products: deactivate instead
+
+
+class OptionInline(admin.TabularInline):
+    model = Option
+    fields = ["name", "price", "product", "active", "position"]
+    extra = 1
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "product":  # a combo's part is an item
+            kwargs["queryset"] = Product.objects.filter(kind=Product.Kind.ITEM)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(OptionGroup)
+class OptionGroupAdmin(admin.ModelAdmin):
+    """A group of options ("Adicionais") or a combo's slot ("Bebida", each option naming a product)."""
+
+    list_display = ["name", "product", "min_choices", "max_choices", "position"]
+    list_filter = ["product__kind", "product"]
+    list_select_related = ["product"]
+    search_fields = ["name", "product__name"]
+    inlines = [OptionInline]
+
+
+@admin.register(Option)
+class OptionAdmin(admin.ModelAdmin):
+    """Every option in one list: untick "active" when one runs out, and the kiosks grey it out at once."""
+
+    list_display = ["name", "group", "price", "product", "active", "available"]
+    list_editable = ["active"]
+    list_filter = ["active", "group__product"]
+    list_select_related = ["group__product", "product"]
+    search_fields = ["name", "group__name", "group__product__name"]
+
+    @admin.display(boolean=True, description=_("available"))
+    def available(self, option: Option) -> bool:
+        return option.is_available
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "product":
+            kwargs["queryset"] = Product.objects.filter(kind=Product.Kind.ITEM)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class CPFSearchMixin:
@@ -85,24 +164,137 @@ class CustomerAdmin(CPFSearchMixin, admin.ModelAdmin):
         return False
 
 
+# --- Stores, their staff and terminals ------------------------------------------------------------
+
+
+def in_staff_store(user, queryset: QuerySet, store_field: str = "store") -> QuerySet:
+    """Kitchen staff and cashiers see only their store's rows (none without a store); managers every store's."""
+    if user.is_superuser or not works_in_one_store(user):
+        return queryset
+    store = staff_store(user)
+    return queryset.filter(**{store_field: store}) if store else queryset.none()
+
+
+class StoreTerminalInline(admin.TabularInline):
+    """A store's terminals, read-only here: "Change" opens the terminal."""
+
+    model = Terminal
+    fields = ["name", "external_pos_id", "active", "user"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class StoreStaffInline(admin.TabularInline):
+    model = StaffMember
+    fields = ["user"]
+    extra = 0
+    verbose_name_plural = "kitchen and cashier logins working here"
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = _store_role_users()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+def _store_role_users() -> QuerySet[User]:
+    return User.objects.filter(groups__name__in=STORE_ROLES).distinct().order_by("username")
+
+
+@admin.register(Store)
+class StoreAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "address", "time_zone", "offers_eat_in", "offers_takeaway", "active", "terminals"]
+    list_filter = ["active"]
+    search_fields = ["name", "slug", "address"]
+    prepopulated_fields = {"slug": ["name"]}
+    fields = ["name", "slug", "address", "opening_hours", "time_zone", "offers_eat_in", "offers_takeaway", "active"]
+    inlines = [StoreTerminalInline, StoreStaffInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(terminal_count=Count("terminals"))
+
+    @admin.display(description=_("terminals"), ordering="terminal_count")
+    def terminals(self, store: Store) -> str:
+        url = reverse("admin:orders_terminal_changelist") + f"?store__id__exact={store.pk}"
+        return format_html('<a href="{}">{}</a>', url, store.terminal_count)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # orders and terminals point at it: deactivate instead
+
+
+@admin.register(StaffMember)
+class StaffMemberAdmin(admin.ModelAdmin):
+    """Which store a kitchen or cashier login works in: it sees that store's orders only."""
+
+    list_display = ["user", "store"]
+    list_filter = ["store"]
+    list_select_related = ["user", "store"]
+    search_fields = ["user__username", "store__name"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = _store_role_users()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class StaffMemberInline(admin.StackedInline):
+    model = StaffMember
+    can_delete = True
+    verbose_name_plural = "store (kitchen and cashier logins)"
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class KioskUserAdmin(UserAdmin):
+    """Django's user admin, with the store a kitchen or cashier login works in."""
+
+    inlines = [*UserAdmin.inlines, StaffMemberInline]
+
+
 @admin.register(Terminal)
 class TerminalAdmin(admin.ModelAdmin):
     list_display = ["name", "store", "external_pos_id", "active", "user"]
     list_editable = ["active"]
     list_filter = ["store", "active"]
-    search_fields = ["name", "store", "external_pos_id"]
+    list_select_related = ["store", "user"]
+    search_fields = ["name", "store__name", "external_pos_id"]
     raw_id_fields = ["user"]
 
 
 class OrderItemInline(admin.TabularInline):
     model = OrderItem
-    fields = ["product_name", "unit_price", "quantity", "note", "line_total"]
+    fields = ["product_name", "choices", "unit_price", "quantity", "note", "line_total"]
     readonly_fields = fields
     extra = 0
     can_delete = False
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("options")
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("orders.view_order")  # the lines are part of the order
+
+    @admin.display(description=_("options"))
+    def choices(self, item: OrderItem) -> str:
+        """E.g. "Lanche: X-Burger [Retirar: Cebola, Adicionais: Bacon (+4.00)]; Bebida: Suco (+2.50)"."""
+        return "; ".join(_choice_text(choice) for choice in item_options(item)) or "-"
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+
+def _choice_text(choice: dict) -> str:
+    name = f"{choice['quantity']} x {choice['name']}" if choice["quantity"] > 1 else choice["name"]
+    text = f"{choice['group']}: {name}" + (f" (+{choice['price']})" if choice["price"] else "")
+    if choice.get("options"):
+        text += " [" + ", ".join(_choice_text(part) for part in choice["options"]) + "]"
+    return text
 
 
 def _status_action(name: str, description: str, apply):
@@ -137,14 +329,20 @@ def _status_action(name: str, description: str, apply):
 
 
 AUDITED_ORDER_FIELDS = ["status", "cancel_reason", "total"]
+COUNTER_METHODS = [(m.value, m.label) for m in (Payment.Method.CASH, Payment.Method.CARD_OUTSIDE)]
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+
+class CounterPaymentForm(forms.Form):
+    method = forms.ChoiceField(choices=COUNTER_METHODS, widget=forms.RadioSelect, label="Paid with")
 
 
 @admin.register(Order)
 class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
     cpf_lookup = "customer__cpf"
-    list_display = ["__str__", "status", "total", "terminal", "customer_cpf", "created_at"]
-    list_filter = ["status", "terminal", "business_date"]
-    list_select_related = ["terminal", "customer"]
+    list_display = ["__str__", "store", "status", "total", "dining", "terminal", "customer_cpf", "created_at"]
+    list_filter = ["status", "store", "dining", "terminal", "business_date"]
+    list_select_related = ["store", "terminal", "customer"]
     date_hierarchy = "created_at"
     search_fields = ["=number", "=id"]
     inlines = [OrderItemInline]
@@ -152,8 +350,10 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
         "id",
         "number",
         "business_date",
+        "store",
         "status",
         "total",
+        "dining",
         "terminal",
         "customer",
         "cancel_reason",
@@ -166,11 +366,7 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
     ]
     readonly_fields = fields
     actions = [
-        _status_action(
-            "mark_paid",
-            "Mark as paid (manual, outside Mercado Pago)",
-            lambda o, r: payment_checkout.order_mark_paid_outside(order_id=o.pk, actor=r.user.get_username()),
-        ),
+        "pay_at_counter",
         _status_action(
             "start_preparing",
             "Kitchen: start preparing",
@@ -199,8 +395,80 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
     def customer_cpf(self, order: Order) -> str:
         return mask_cpf(order.customer.cpf) if order.customer else "-"
 
+    def get_queryset(self, request):
+        return in_staff_store(request.user, super().get_queryset(request))
+
     def has_add_permission(self, request) -> bool:
         return False  # orders come from kiosks
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    # --- Money taken at the counter --------------------------------------------------------------
+
+    def has_counter_payment_permission(self, request) -> bool:
+        return request.user.has_perm("payments.record_counter_payment")
+
+    @admin.action(
+        description="Paid at the counter (cash, or card outside Mercado Pago)", permissions=["counter_payment"]
+    )
+    def pay_at_counter(self, request, queryset):
+        ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
+        return HttpResponseRedirect(f"{reverse('admin:orders_order_counter_payment')}?ids={ids}")
+
+    def get_urls(self):
+        return [
+            path(
+                "counter-payment/",
+                self.admin_site.admin_view(self.counter_payment_view),
+                name="orders_order_counter_payment",
+            ),
+            *super().get_urls(),
+        ]
+
+    def counter_payment_view(self, request):
+        """The cashier says how the customer paid; each order is paid with exactly its total (services:
+        `order_pay_at_counter`), audited, and sent to the kitchen. Another store's orders are not found."""
+        if not self.has_counter_payment_permission(request):  # checked again: the URL can be typed directly
+            raise PermissionDenied
+        raw_ids = request.POST.get("ids") or request.GET.get("ids") or ""
+        ids = [i.strip() for i in raw_ids.split(",") if _UUID.match(i.strip())]
+        orders = list(self.get_queryset(request).filter(pk__in=ids).order_by("created_at"))
+        if not orders:
+            raise Http404
+        form = CounterPaymentForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            method = form.cleaned_data["method"]
+            action = f"Paid at the counter ({Payment.Method(method).label})"
+            done = 0
+            for order in orders:
+                before = snapshot(order, AUDITED_ORDER_FIELDS)
+                try:
+                    payment_checkout.order_pay_at_counter(
+                        order_id=order.pk, method=method, amount=order.total, actor=request.user.get_username()
+                    )
+                except DomainError as exc:
+                    self.message_user(request, f"Order {order}: {exc.detail}", level=messages.ERROR)
+                    continue
+                order.refresh_from_db()
+                audit(
+                    user=request.user,
+                    obj=order,
+                    action=action,
+                    before=before,
+                    after=snapshot(order, AUDITED_ORDER_FIELDS),
+                )
+                done += 1
+            if done:
+                self.message_user(request, f"{action}: {done} order(s), to the kitchen.", level=messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:orders_order_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Paid at the counter",
+            "orders": orders,
+            "ids": ",".join(str(order.pk) for order in orders),
+            "total": sum((o.total for o in orders if o.status == Order.Status.AWAITING_PAYMENT), Decimal("0.00")),
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/orders/order/counter_payment.html", context)

@@ -167,6 +167,28 @@ class Option(models.Model):
     def __str__(self) -> str:
         return f"{self.name} (+{self.price})" if self.price else self.name
 
+    @property
+    def is_available(self) -> bool:
+        """Active, and for a combo's slot choice its product can be sold (the kiosk greys the others out)."""
+        return self.active and (self.product is None or self.product.is_available)
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        group = self.group_id and OptionGroup.objects.filter(pk=self.group_id).select_related("product").first()
+        if not group:
+            return  # a new group's options (admin): checked once the group exists
+        is_combo = group.product.kind == Product.Kind.COMBO
+        if is_combo and self.product_id is None:
+            raise ValidationError({"product": "A combo's slot choice names the product chosen."})
+        if not is_combo and self.product_id is not None:
+            raise ValidationError({"product": "Only a combo's slots name products; leave it empty."})
+        part_kind = (
+            self.product_id and Product.objects.filter(pk=self.product_id).values_list("kind", flat=True).first()
+        )
+        if part_kind == Product.Kind.COMBO:
+            raise ValidationError({"product": "A combo's part is an item, not another combo."})
+
 
 class Customer(models.Model):
     cpf = models.CharField("CPF", max_length=11, unique=True, validators=[validate_cpf])

@@ -1,12 +1,19 @@
-"""Reads: the menu a kiosk shows, the orders a caller may see, the kitchen queue and the pickup board."""
+"""Reads: the menu a kiosk shows, the orders a caller may see (by role and store), the kitchen queue and the
+pickup board (per store)."""
+
+import datetime
+from collections import defaultdict
 
 from django.conf import settings
 from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from kiosk.roles import MANAGER, has_role, is_staff_role
-from orders.models import Category, Order, OrderItem, Product
+from kiosk.problems import DomainError, Invalid
+from kiosk.roles import MANAGER, has_role, works_in_one_store
+from orders.models import Category, Option, OptionGroup, Order, OrderItem, Product, StaffMember, Store
+from orders.services import store_business_date
 
 Status = Order.Status
 KITCHEN_QUEUE_STATUSES = (Status.READY, Status.IN_PREPARATION, Status.RECEIVED)
@@ -17,10 +24,21 @@ def categories_list() -> QuerySet[Category]:
 
 
 def products_for(*, user, category_slug: str | None = None) -> QuerySet[Product]:
-    """Managers see the whole catalogue; everyone else only what can be ordered right now."""
-    products = Product.objects.select_related("category")
+    """Managers see the whole catalogue; everyone else only what can be ordered right now. Each product comes
+    with its option groups and their options (a combo's slot choices with their products), and the ids of
+    the products it suggests that the caller may see: four queries however big the menu."""
+    visible = Product.objects.all()
     if not has_role(user, MANAGER):
-        products = products.filter(Q(stock__isnull=True) | Q(stock__gt=0), active=True)
+        visible = visible.filter(Q(stock__isnull=True) | Q(stock__gt=0), active=True)
+    products = visible.select_related("category").prefetch_related(
+        Prefetch(
+            "option_groups",
+            queryset=OptionGroup.objects.order_by("position", "id").prefetch_related(
+                Prefetch("options", queryset=Option.objects.select_related("product").order_by("position", "id"))
+            ),
+        ),
+        Prefetch("suggestions", queryset=visible.order_by("id").only("id")),
+    )
     if category_slug:
         products = products.filter(category__slug=category_slug)
     return products.order_by("category__position", "category__name", "name", "id")
@@ -28,16 +46,74 @@ def products_for(*, user, category_slug: str | None = None) -> QuerySet[Product]
 
 def _with_details(orders: QuerySet[Order]) -> QuerySet[Order]:
     return orders.select_related("customer", "store", "terminal__store").prefetch_related(
-        Prefetch("items", queryset=OrderItem.objects.order_by("id"))
+        Prefetch("items", queryset=OrderItem.objects.order_by("id").prefetch_related("options"))
     )
 
 
-def orders_visible_to(*, user) -> QuerySet[Order]:
-    """Staff see every order; a kiosk only the orders placed on its own terminal."""
+class StoreNotAssigned(DomainError):
+    status = 403
+    code = "store_not_assigned"
+
+
+class StoreRequired(DomainError):
+    status = 400
+    code = "store_required"
+
+
+def staff_store(user) -> Store | None:
+    """The store a kitchen or cashier login works in (its StaffMember), or None; read once per request."""
+    if not getattr(user, "pk", None):
+        return None
+    if not hasattr(user, "_kiosk_store"):
+        member = StaffMember.objects.select_related("store").filter(user_id=user.pk).first()
+        user._kiosk_store = member.store if member else None
+    return user._kiosk_store
+
+
+def store_of_staff(user) -> Store:
+    """The store of a kitchen or cashier login; StoreNotAssigned (403) when it has none: such a login sees
+    nothing rather than every store's orders."""
+    store = staff_store(user)
+    if store is None:
+        raise StoreNotAssigned(
+            f"The login '{user.get_username()}' works in no store yet: a manager sets its store in the admin "
+            "(Staff members)."
+        )
+    return store
+
+
+def store_by_slug(slug: str, *, field: str = "store") -> Store:
+    """The store a `?store=<slug>` filter names; an unknown slug is a 400 validation_error."""
+    store = Store.objects.filter(slug=slug).first()
+    if store is None:
+        shown = slug[:80]
+        raise Invalid(f"Unknown store '{shown}'.", errors={field: [f"No store has the slug '{shown}'."]})
+    return store
+
+
+def orders_visible_to(*, user, store: Store | None = None) -> QuerySet[Order]:
+    """Managers see every store's orders (`store` narrows them to one); kitchen staff and cashiers only their
+    own store's (StoreNotAssigned without one; another `store` than theirs finds nothing); a kiosk only the
+    orders placed on its own terminal."""
     orders = _with_details(Order.objects.all())
-    if is_staff_role(user):
-        return orders
-    return orders.filter(terminal__user=user)
+    if has_role(user, MANAGER):
+        pass
+    elif works_in_one_store(user):
+        orders = orders.filter(store=store_of_staff(user))
+    else:
+        orders = orders.filter(terminal__user=user)
+    return orders if store is None else orders.filter(store=store)
+
+
+def orders_numbered(orders: QuerySet[Order], *, number: int, business_date=None) -> QuerySet[Order]:
+    """The orders with this pickup number on `business_date`, or, without one, today in each store's own
+    time zone (numbers restart at each store's midnight)."""
+    if business_date is not None:
+        return orders.filter(number=number, business_date=business_date)
+    today = Q(pk__in=[])
+    for store in Store.objects.only("pk", "time_zone"):
+        today |= Q(store=store, business_date=store_business_date(store))
+    return orders.filter(today, number=number)
 
 
 def order_for_user(*, user, order_id) -> Order:
@@ -49,28 +125,48 @@ def order_detail(order_id) -> Order:
     return _with_details(Order.objects.all()).get(pk=order_id)
 
 
-def kitchen_queue() -> QuerySet[Order]:
-    """Paid, unfinished orders: ready first (to hand over), then in preparation, then received; oldest first."""
+def kitchen_queue(*, user, store: Store | None = None) -> QuerySet[Order]:
+    """Paid, unfinished orders the caller may see (a kitchen login: its store's; a manager: every store's, or
+    `store`'s): ready first (to hand over), then in preparation, then received; oldest first."""
     rank = Case(
         *(When(status=status, then=Value(i)) for i, status in enumerate(KITCHEN_QUEUE_STATUSES)),
         output_field=IntegerField(),
     )
     return (
-        _with_details(Order.objects.filter(status__in=KITCHEN_QUEUE_STATUSES))
+        orders_visible_to(user=user, store=store)
+        .filter(status__in=KITCHEN_QUEUE_STATUSES)
         .annotate(queue_rank=rank)
         .order_by("queue_rank", "created_at", "number")
     )
 
 
-def pickup_board() -> dict[str, list[int]]:
-    """Pickup numbers for the screen in the dining room: no names, no CPFs, no amounts.
+def store_for_board(slug: str | None) -> Store | None:
+    """The store a pickup board shows: `?store=<slug>` (an unknown or inactive one is a 404); without it, the
+    only active store. Several active stores and no slug: StoreRequired (400), listing their slugs. None when
+    there is no active store at all (an empty board)."""
+    active = Store.objects.filter(active=True)
+    if slug:
+        store = active.filter(slug=slug).first()
+        if store is None:
+            raise Http404(f"No store '{slug[:80]}'.")
+        return store
+    stores = list(active.order_by("slug")[:2])
+    if len(stores) > 1:
+        slugs = list(active.order_by("slug").values_list("slug", flat=True))
+        raise StoreRequired(f"Several stores: say which one with ?store=<slug> ({', '.join(slugs)}).", stores=slugs)
+    return stores[0] if stores else None
+
+
+def pickup_board(store: Store | None) -> dict[str, list[int]]:
+    """Pickup numbers of one store for the screen in its dining room: no names, no CPFs, no amounts.
 
     Only orders of the last PICKUP_BOARD_HOURS: numbers restart daily, so a forgotten order from yesterday
-    must not show beside today's order with the same number.
+    must not show beside today's order with the same number. Another store's numbers never show: each store
+    has its own sequence.
     """
     since = timezone.now() - settings.PICKUP_BOARD_WINDOW
     rows = (
-        Order.objects.filter(status__in=(Status.IN_PREPARATION, Status.READY), created_at__gte=since)
+        Order.objects.filter(store=store, status__in=(Status.IN_PREPARATION, Status.READY), created_at__gte=since)
         .order_by("created_at", "number")
         .values_list("status", "number")
     )
@@ -78,3 +174,41 @@ def pickup_board() -> dict[str, list[int]]:
     for status, number in rows:
         board[status].append(number)
     return {"in_preparation": board[Status.IN_PREPARATION], "ready": board[Status.READY]}
+
+
+def item_options(item: OrderItem) -> list[dict]:
+    """What was chosen on an order line, as at order time: its options and combo parts, each part with its own
+    options. {"option_id", "group", "name", "price" (of one), "quantity", "product_id" (a combo part, else
+    None), "options" (a part's own: the same without "options")}. Reads `item.options.all()`: prefetch it."""
+    rows = list(item.options.all())
+    below = defaultdict(list)
+    for row in rows:
+        if row.parent_id is not None:
+            below[row.parent_id].append(row)
+
+    def shape(row) -> dict:
+        return {
+            "option_id": row.option_id,
+            "group": row.group_name,
+            "name": row.name,
+            "price": row.price,
+            "quantity": row.quantity,
+            "product_id": row.product_id,
+        }
+
+    return [{**shape(row), "options": [shape(part) for part in below[row.pk]]} for row in rows if row.parent_id is None]
+
+
+def menu_last_modified(products) -> datetime.datetime | None:
+    """The latest change among these products, their option groups and options, and the products those
+    options stand for (a part selling out): the menu's Last-Modified. Reads only what `products_for` fetched."""
+    stamps = []
+    for product in products:
+        stamps.append(product.updated_at)
+        for group in product.option_groups.all():
+            stamps.append(group.updated_at)
+            for option in group.options.all():
+                stamps.append(option.updated_at)
+                if option.product is not None:
+                    stamps.append(option.product.updated_at)
+    return max(stamps, default=None)

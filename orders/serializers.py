@@ -1,14 +1,29 @@
 """Request parsing and response shapes for the orders API. Money is always a decimal string."""
 
+from decimal import Decimal
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kiosk.api import MoneyField, StrictBooleanField, StrictCharField, StrictIntegerField, StrictMixin
 from orders.cpf import mask_cpf, mask_email, normalize_cpf
-from orders.models import MAX_NOTE_LENGTH, MAX_QUANTITY, Category, Customer, Order, OrderItem, Product
-from orders.services import KITCHEN_STATUSES
+from orders.models import (
+    MAX_NOTE_LENGTH,
+    MAX_QUANTITY,
+    Category,
+    Customer,
+    Option,
+    OptionGroup,
+    Order,
+    OrderItem,
+    Product,
+)
+from orders.selectors import item_options
+from orders.services import KITCHEN_STATUSES, ItemRequest
 
 MAX_ITEMS_PER_ORDER = 50
+MAX_OPTIONS_PER_CHOICE = 30
 
 
 class CPFField(StrictCharField):
@@ -35,13 +50,71 @@ class CategorySerializer(serializers.ModelSerializer):
         fields = ["id", "name", "slug", "position"]
 
 
-class ProductSerializer(serializers.ModelSerializer):
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+class OptionSerializer(serializers.ModelSerializer):
+    """An option as the menu shows it. `product_id`: the product a combo's slot choice stands for (else null).
+    `available` is false when the option is switched off or its product is sold out: the kiosk greys it out."""
+
+    product_id = serializers.IntegerField(read_only=True, allow_null=True)
     available = serializers.BooleanField(source="is_available", read_only=True)
 
     class Meta:
+        model = Option
+        fields = ["id", "name", "price", "product_id", "available"]
+
+
+class OptionGroupSerializer(serializers.ModelSerializer):
+    options = OptionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = OptionGroup
+        fields = ["id", "name", "min_choices", "max_choices", "options"]
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    available = serializers.BooleanField(source="is_available", read_only=True)
+    option_groups = OptionGroupSerializer(many=True, read_only=True)
+    suggestions = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True, help_text="Products offered with this one (upsell), among those you can see."
+    )
+
+    class Meta:
         model = Product
-        fields = ["id", "category", "name", "description", "price", "image_url", "active", "stock", "available"]
+        fields = [
+            "id",
+            "category",
+            "kind",
+            "name",
+            "description",
+            "price",
+            "image_url",
+            "active",
+            "stock",
+            "available",
+            "option_groups",
+            "suggestions",
+        ]
+
+
+class OptionDetailSerializer(OptionSerializer):
+    """An option as a manager changes it (`PATCH /options/<id>/`)."""
+
+    group = serializers.CharField(source="group.name", read_only=True)
+    product = serializers.IntegerField(source="group.product_id", read_only=True, help_text="The product it is on.")
+
+    class Meta(OptionSerializer.Meta):
+        fields = ["id", "product", "group", "name", "price", "product_id", "active", "available"]
+
+
+class OptionWriteSerializer(StrictMixin, serializers.ModelSerializer):
+    """What a manager may change on an option: switch it off and on (sold out), or its extra price."""
+
+    active = StrictBooleanField(required=False)
+    price = MoneyField(required=False, min_value=Decimal("0.00"))
+
+    class Meta:
+        model = Option
+        fields = ["active", "price"]
 
 
 class ProductWriteSerializer(StrictMixin, serializers.ModelSerializer):
@@ -88,10 +161,25 @@ class CustomerSerializer(serializers.ModelSerializer):
 # --- Orders ---------------------------------------------------------------------------------------
 
 
+class PartOptionInputSerializer(StrictMixin, serializers.Serializer):
+    """A combo part's own option ("sem cebola" on the burger of a combo): `quantity` per unit of the part."""
+
+    option_id = StrictIntegerField(min_value=1, max_value=2**53)
+    quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY, required=False, default=1)
+
+
+class OptionInputSerializer(PartOptionInputSerializer):
+    """An option chosen on a line, `quantity` per unit of the line. A combo's slot choice may carry its
+    product's own `options` (one level: combo -> part -> the part's options)."""
+
+    options = PartOptionInputSerializer(many=True, required=False, max_length=MAX_OPTIONS_PER_CHOICE)
+
+
 class OrderItemInputSerializer(StrictMixin, serializers.Serializer):
     product_id = StrictIntegerField(min_value=1, max_value=2**53)
     quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
     note = StrictCharField(max_length=MAX_NOTE_LENGTH, required=False, allow_blank=True, default="")
+    options = OptionInputSerializer(many=True, required=False, max_length=MAX_OPTIONS_PER_CHOICE)
 
 
 class OrderCreateSerializer(StrictMixin, serializers.Serializer):
@@ -112,13 +200,35 @@ class OrderCreateSerializer(StrictMixin, serializers.Serializer):
             raise serializers.ValidationError({"cpf_on_receipt": ["A CPF on the receipt needs customer_cpf."]})
         return attrs
 
+    def item_requests(self) -> list[ItemRequest]:
+        """The validated lines, as `order_place` takes them."""
+        return [ItemRequest(**item) for item in self.validated_data["items"]]
+
+
+class ChosenPartOptionSerializer(serializers.Serializer):
+    option_id = serializers.IntegerField()
+    group = serializers.CharField()
+    name = serializers.CharField()
+    price = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="Of one, at the time of the order.")
+    quantity = serializers.IntegerField()
+    product_id = serializers.IntegerField(allow_null=True, help_text="The product a combo's part stands for.")
+
+
+class ChosenOptionSerializer(ChosenPartOptionSerializer):
+    options = ChosenPartOptionSerializer(many=True, help_text="A combo part's own options, per unit of the part.")
+
 
 class OrderItemSerializer(serializers.ModelSerializer):
     name = serializers.CharField(source="product_name")
+    options = serializers.SerializerMethodField()
 
     class Meta:
         model = OrderItem
-        fields = ["product_id", "name", "unit_price", "quantity", "note", "line_total"]
+        fields = ["product_id", "name", "unit_price", "quantity", "note", "line_total", "options"]
+
+    @extend_schema_field(ChosenOptionSerializer(many=True))
+    def get_options(self, item) -> list[dict]:
+        return ChosenOptionSerializer(item_options(item), many=True).data
 
 
 class TerminalBriefSerializer(serializers.Serializer):

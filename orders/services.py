@@ -6,13 +6,15 @@ Order status machine (each transition locks the order row first):
     awaiting_payment -> cancelled                      (customer gave up, payment expired, staff)
     received | in_preparation | ready -> cancelled     (only by a full refund before delivery)
 
-Stock: placing an order reserves limited stock with a conditional UPDATE (never below zero); cancelling an
-unpaid order puts it back; payment makes the reservation final. Locks are always taken in the same order
+Stock: placing an order reserves limited stock with a conditional UPDATE (never below zero), a combo's
+chosen parts as if ordered alone; cancelling an unpaid order puts it back; payment makes the reservation final.
+Options: a line's unit price is the product's price plus its options' (and a combo part's own options'),
+checked against each option group's min/max choices (`InvalidOptions`). Locks are always taken in the same order
 (products by id, then the pickup counter; or the order, then products by id), so they cannot deadlock.
 """
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,11 +25,24 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from kiosk.events.services import emit, emit_order_paid, order_data
+from kiosk.events.services import emit, emit_order_paid, order_data, order_items
 from kiosk.metrics import ORDERS_PLACED
 from kiosk.problems import DomainError, Invalid, InvalidTransition, OutOfStock, ProductUnavailable
 from orders.cpf import normalize_cpf
-from orders.models import MAX_MONEY, Category, Customer, Order, OrderItem, PickupCounter, Product, Store, Terminal
+from orders.models import (
+    MAX_MONEY,
+    Category,
+    Customer,
+    Option,
+    OptionGroup,
+    Order,
+    OrderItem,
+    OrderItemOption,
+    PickupCounter,
+    Product,
+    Store,
+    Terminal,
+)
 
 logger = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -61,11 +76,43 @@ class TerminalInactive(DomainError):
     code = "terminal_inactive"
 
 
+class InvalidOptions(DomainError):
+    """Choices on an order line that break the menu's rules: the detail names the product and the group."""
+
+    status = 400
+    code = "invalid_options"
+
+    def __init__(self, detail: str, *, product: Product, group: str | None = None, option_id: int | None = None):
+        super().__init__(detail, product_id=product.pk, product_name=product.name, group=group, option_id=option_id)
+
+
+@dataclass(frozen=True)
+class OptionRequest:
+    """One choice on an order line: an option and how many of it per unit of the line. A combo's slot choice
+    (an option naming a product) may carry that product's own options, per unit of the part."""
+
+    option_id: int
+    quantity: int = 1
+    options: tuple["OptionRequest", ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "options", _option_requests(self.options))
+
+
 @dataclass(frozen=True)
 class ItemRequest:
     product_id: int
     quantity: int
     note: str = ""
+    options: tuple[OptionRequest, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "options", _option_requests(self.options))
+
+
+def _option_requests(options) -> tuple[OptionRequest, ...]:
+    """Options as given by a caller: OptionRequests, or the API's dicts ({"option_id", "quantity", "options"})."""
+    return tuple(o if isinstance(o, OptionRequest) else OptionRequest(**o) for o in options or ())
 
 
 # --- Customers ------------------------------------------------------------------------------------
@@ -116,6 +163,17 @@ def product_deactivate(*, product_id: int) -> Product:
     return product_update(product_id=product_id, active=False)
 
 
+@transaction.atomic
+def option_update(*, option_id: int, **fields) -> Option:
+    """Changes an option, e.g. `active=False`: the live sold-out switch ("sem bacon hoje")."""
+    option = Option.objects.select_for_update().select_related("group__product", "product").get(pk=option_id)
+    for field, value in fields.items():
+        setattr(option, field, value)
+    option.full_clean()
+    option.save()
+    return option
+
+
 # --- Orders ---------------------------------------------------------------------------------------
 
 
@@ -132,8 +190,9 @@ def _reserve_stock(products: dict[int, Product], wanted: dict[int, int]) -> None
         product = products[product_id]
         if product.stock is None:
             continue
+        # updated_at moves with the stock: the menu's Last-Modified follows a product selling out.
         taken = Product.objects.filter(pk=product_id, active=True, stock__gte=wanted[product_id]).update(
-            stock=F("stock") - wanted[product_id]
+            stock=F("stock") - wanted[product_id], updated_at=timezone.now()
         )
         if not taken:
             current = Product.objects.filter(pk=product_id).values("active", "stock").first()
@@ -142,10 +201,151 @@ def _reserve_stock(products: dict[int, Product], wanted: dict[int, int]) -> None
             raise OutOfStock(product_id=product_id, product_name=product.name, available=current["stock"] or 0)
 
 
-def _release_stock(items: Iterable[OrderItem]) -> None:
+def _release_stock(order: Order) -> None:
+    """Puts back what the order reserved: its lines' products and the parts of its combos."""
+    items = list(order.items.all())
     wanted = _merge_quantities(ItemRequest(i.product_id, i.quantity) for i in items)
+    line_quantity = {item.pk: item.quantity for item in items}
+    chosen = {row.pk: row for row in OrderItemOption.objects.filter(item__order=order)}
+    for row in chosen.values():
+        if row.product_id is None:
+            continue
+        units, parent = row.quantity * line_quantity[row.item_id], row.parent_id
+        while parent is not None:
+            units, parent = units * chosen[parent].quantity, chosen[parent].parent_id
+        wanted[row.product_id] = wanted.get(row.product_id, 0) + units
     for product_id in sorted(wanted):
-        Product.objects.filter(pk=product_id, stock__isnull=False).update(stock=F("stock") + wanted[product_id])
+        Product.objects.filter(pk=product_id, stock__isnull=False).update(
+            stock=F("stock") + wanted[product_id], updated_at=timezone.now()
+        )
+
+
+# --- Options and combos on an order line ----------------------------------------------------------
+
+
+@dataclass
+class _Choice:
+    """An option chosen on a line (or on a combo's part), checked against the menu."""
+
+    option: Option
+    quantity: int
+    options: list["_Choice"]  # a combo part's own options, per unit of the part
+
+
+def _load_choices(items: list[ItemRequest], products: dict[int, Product]):
+    """The options the items name (with their groups and products) and every option group of the products
+    involved, the lines' and the combo parts': two queries, whatever the size of the order."""
+    ids, pending = set(), [option for item in items for option in item.options]
+    while pending:
+        request = pending.pop()
+        ids.add(request.option_id)
+        pending.extend(request.options)
+    options = Option.objects.select_related("group", "product").in_bulk(ids) if ids else {}
+    product_ids = set(products) | {option.product_id for option in options.values() if option.product_id}
+    groups: dict[int, list[OptionGroup]] = defaultdict(list)
+    for group in OptionGroup.objects.filter(product_id__in=product_ids).order_by("position", "id"):
+        groups[group.product_id].append(group)
+    return options, groups
+
+
+def _check_choices(product: Product, requests, *, options: dict[int, Option], groups) -> list[_Choice]:
+    """The choices made on one product (a line's, or a combo part's) if they keep its groups' rules; else
+    InvalidOptions naming the group. A part's own options are checked against the part's groups."""
+    chosen: list[_Choice] = []
+    for request in requests:
+        option = options.get(request.option_id)
+        if option is None or option.group.product_id != product.pk:
+            raise InvalidOptions(
+                f"Option {request.option_id} is not one of the options of '{product.name}'.",
+                product=product,
+                option_id=request.option_id,
+            )
+        group, where = option.group.name, f"'{option.name}' ({option.group.name}) of '{product.name}'"
+        if any(c.option.pk == option.pk for c in chosen):
+            raise InvalidOptions(
+                f"{where} is chosen twice: send it once, with a quantity.",
+                product=product,
+                group=group,
+                option_id=option.pk,
+            )
+        # Switched off, or its product is off the menu (a sold-out product is out_of_stock, with what is left).
+        if not option.active or (option.product is not None and not option.product.active):
+            raise InvalidOptions(
+                f"{where} is not available right now.", product=product, group=group, option_id=option.pk
+            )
+        if request.options and option.product is None:
+            raise InvalidOptions(
+                f"{where} takes no options of its own.", product=product, group=group, option_id=option.pk
+            )
+        parts = (
+            _check_choices(option.product, request.options, options=options, groups=groups) if option.product else []
+        )
+        chosen.append(_Choice(option=option, quantity=request.quantity, options=parts))
+    for group in groups.get(product.pk, ()):
+        count = sum(c.quantity for c in chosen if c.option.group_id == group.pk)
+        if group.min_choices <= count <= group.max_choices:
+            continue
+        if group.min_choices == group.max_choices:
+            rule = f"exactly {group.min_choices}"
+        elif count < group.min_choices:
+            rule = f"at least {group.min_choices}"
+        else:
+            rule = f"at most {group.max_choices}"
+        raise InvalidOptions(
+            f"Choose {rule} of '{group.name}' for '{product.name}' ({count} chosen).", product=product, group=group.name
+        )
+    return chosen
+
+
+def _extra_price(choices: list[_Choice]) -> Decimal:
+    """What the choices add to one unit: each option's price, and a combo part's own options, per unit."""
+    return sum((c.quantity * (c.option.price + _extra_price(c.options)) for c in choices), Decimal("0.00"))
+
+
+def _parts(choices: list[_Choice], units: int):
+    """(product id, units) of the combo parts among the choices, for `units` units of what holds them."""
+    for choice in choices:
+        if choice.option.product_id is not None:
+            yield choice.option.product_id, units * choice.quantity
+        yield from _parts(choice.options, units * choice.quantity)
+
+
+def _save_choices(order: Order, lines: list[tuple[OrderItem, list[_Choice]]]) -> None:
+    """Writes each line's choices as at order time: options and combo parts, then the parts' own options
+    under them. One insert per level; MySQL's bulk insert returns no ids, so they are read back in order."""
+    if not any(chosen for _, chosen in lines):
+        return
+    if any(item.pk is None for item, _ in lines):
+        for (item, _), pk in zip(lines, order.items.order_by("pk").values_list("pk", flat=True), strict=True):
+            item.pk = pk
+    known: set[int] = set()
+    level = [(item, None, chosen) for item, chosen in lines]
+    while level:
+        rows, below = [], []
+        for item, parent, chosen in level:
+            for choice in chosen:
+                option = choice.option
+                row = OrderItemOption(
+                    item=item,
+                    parent=parent,
+                    option=option,
+                    group_name=option.group.name,
+                    name=option.name,
+                    product=option.product,
+                    price=option.price,
+                    quantity=choice.quantity,
+                )
+                rows.append(row)
+                below.append((item, row, choice.options))
+        if not rows:
+            return
+        OrderItemOption.objects.bulk_create(rows)
+        if any(row.pk is None for row in rows):
+            saved = OrderItemOption.objects.filter(item__order=order).order_by("pk").values_list("pk", flat=True)
+            for row, pk in zip(rows, [pk for pk in saved if pk not in known], strict=True):
+                row.pk = pk
+        known.update(row.pk for row in rows)
+        level = [entry for entry in below if entry[2]]
 
 
 def store_business_date(store: Store):
@@ -211,26 +411,40 @@ def order_place(
             raise UnknownProduct(f"Product {product_id} does not exist.", product_id=product_id)
         if not product.active:
             raise ProductUnavailable(product_id=product_id, product_name=product.name)
-        if product.stock is not None and product.stock < wanted[product_id]:
+
+    options, groups = _load_choices(items, products)
+    choices = [
+        _check_choices(products[item.product_id], item.options, options=options, groups=groups) for item in items
+    ]
+    # A combo reserves its parts as if they were ordered alone, in the same pass as the plain lines.
+    for item, chosen in zip(items, choices, strict=True):
+        for product_id, units in _parts(chosen, item.quantity):
+            wanted[product_id] = wanted.get(product_id, 0) + units
+    for option in options.values():
+        if option.product is not None:
+            products.setdefault(option.product_id, option.product)
+    for product_id, quantity in wanted.items():
+        product = products[product_id]
+        if product.stock is not None and product.stock < quantity:
             raise OutOfStock(product_id=product_id, product_name=product.name, available=product.stock)
 
     customer = customer_identify(cpf=customer_cpf)[0] if customer_cpf else None
     _reserve_stock(products, wanted)
 
     lines = []
-    for item in items:
+    for item, chosen in zip(items, choices, strict=True):
         product = products[item.product_id]
-        lines.append(
-            OrderItem(
-                product=product,
-                product_name=product.name,
-                unit_price=product.price,
-                quantity=item.quantity,
-                note=item.note.strip(),
-                line_total=(product.price * item.quantity).quantize(CENT),
-            )
+        unit_price = (product.price + _extra_price(chosen)).quantize(CENT)
+        line = OrderItem(
+            product=product,
+            product_name=product.name,
+            unit_price=unit_price,
+            quantity=item.quantity,
+            note=item.note.strip(),
+            line_total=(unit_price * item.quantity).quantize(CENT),
         )
-    total = sum((line.line_total for line in lines), Decimal("0.00"))
+        lines.append((line, chosen))
+    total = sum((line.line_total for line, _ in lines), Decimal("0.00"))
     if total > MAX_MONEY:
         raise OrderTooLarge(f"An order may total at most {MAX_MONEY}; this one totals {total}.")
 
@@ -245,27 +459,14 @@ def order_place(
         cpf_on_receipt=bool(cpf_on_receipt and customer),
         total=total,
     )
-    for line in lines:
+    for line, _ in lines:
         line.order = order
-    OrderItem.objects.bulk_create(lines)
+    OrderItem.objects.bulk_create([line for line, _ in lines])
+    _save_choices(order, lines)
     emit(
         "order.placed",
         order=order,
-        data={
-            **order_data(order),
-            "items": [
-                {
-                    "product_id": line.product_id,
-                    "name": line.product_name,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                    "line_total": line.line_total,
-                    "note": line.note,
-                }
-                for line in lines
-            ],
-            "customer_identified": customer is not None,
-        },
+        data={**order_data(order), "items": order_items(order), "customer_identified": customer is not None},
     )
     logger.info("order placed: #%s %s total=%s terminal=%s", order.number, order.pk, total, terminal.pk)
     transaction.on_commit(ORDERS_PLACED.inc)
@@ -307,7 +508,7 @@ def order_cancel(*, order_id, reason: str = Order.CancelReason.CUSTOMER) -> Orde
 def _cancel(*, order_id, reason: str) -> tuple[Order, bool]:
     order, changed = _transition(order_id=order_id, target=Status.CANCELLED, cancel_reason=reason)
     if changed:
-        _release_stock(order.items.all())
+        _release_stock(order)
     return order, changed
 
 

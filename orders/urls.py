@@ -11,6 +11,7 @@ urlpatterns = [
     re_path(r"^categories/?$", views.CategoryListView.as_view(), name="category-list"),
     re_path(r"^products/?$", views.ProductListView.as_view(), name="product-list"),
     re_path(rf"^products/{ID}/?$", views.ProductDetailView.as_view(), name="product-detail"),
+    re_path(r"^options/(?P<option_id>[0-9]{1,18})/?$", views.OptionDetailView.as_view(), name="option-detail"),
     re_path(r"^customers/?$", views.CustomerView.as_view(), name="customers"),
     re_path(r"^orders/?$", views.OrderListView.as_view(), name="order-list"),
     re_path(rf"^orders/{UUID}/?$", views.OrderDetailView.as_view(), name="order-detail"),

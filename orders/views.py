@@ -1,4 +1,6 @@
-"""REST endpoints for kiosks, the kitchen and managers. Thin: parse, call one service or selector, shape."""
+"""REST endpoints for kiosks, the kitchen, cashiers and managers. Thin: parse, call one service or selector, shape."""
+
+import datetime
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -16,18 +18,21 @@ from kiosk.api import (
     BoundedLimitOffsetPagination,
     CPFLookupThrottle,
     PickupBoardThrottle,
+    conditional_response,
 )
 from kiosk.idempotency import idempotent
 from kiosk.problems import Invalid
-from kiosk.roles import KIOSK, KITCHEN, MANAGER, allow, is_staff_role
+from kiosk.roles import CASHIER, KIOSK, KITCHEN, MANAGER, allow, is_staff_role
 from orders import selectors, services
-from orders.models import Customer, Order, Terminal
+from orders.models import Customer, Option, Order, Terminal
 from orders.serializers import (
     CategorySerializer,
     CPFField,
     CustomerIdentifySerializer,
     CustomerSerializer,
     KitchenStatusSerializer,
+    OptionDetailSerializer,
+    OptionWriteSerializer,
     OrderCreateSerializer,
     OrderSerializer,
     PickupBoardSerializer,
@@ -36,18 +41,21 @@ from orders.serializers import (
 )
 from payments.services.checkout import order_cancel_unpaid
 
-ANY_ROLE = allow(KIOSK, KITCHEN, MANAGER)
+ANY_ROLE = allow(KIOSK, KITCHEN, CASHIER, MANAGER)
 
 
 # --- Menu -----------------------------------------------------------------------------------------
 
 
+MENU_CONDITIONAL = "With `If-None-Match` holding the ETag of the last answer: `304 Not Modified` and no body."
+
+
 class CategoryListView(APIView):
     permission_classes = [ANY_ROLE]
 
-    @extend_schema(responses=CategorySerializer(many=True))
+    @extend_schema(responses={200: CategorySerializer(many=True), 304: None}, description=MENU_CONDITIONAL)
     def get(self, request):
-        return Response(CategorySerializer(selectors.categories_list(), many=True).data)
+        return conditional_response(request, CategorySerializer(selectors.categories_list(), many=True).data)
 
 
 class ProductListView(APIView):
@@ -56,11 +64,16 @@ class ProductListView(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("category", OpenApiTypes.STR, description="Category slug")],
-        responses=ProductSerializer(many=True),
+        responses={200: ProductSerializer(many=True), 304: None},
+        description=MENU_CONDITIONAL,
     )
     def get(self, request):
-        products = selectors.products_for(user=request.user, category_slug=request.query_params.get("category"))
-        return Response(ProductSerializer(products, many=True).data)
+        products = list(selectors.products_for(user=request.user, category_slug=request.query_params.get("category")))
+        return conditional_response(
+            request,
+            ProductSerializer(products, many=True).data,
+            last_modified=selectors.menu_last_modified(products),
+        )
 
     @extend_schema(
         parameters=[OPTIONAL_IDEMPOTENCY_HEADER],
@@ -82,17 +95,20 @@ class ProductDetailView(APIView):
     def _product(self, request, product_id):
         return get_object_or_404(selectors.products_for(user=request.user), pk=product_id)
 
-    @extend_schema(responses={200: ProductSerializer, 404: PROBLEM})
+    @extend_schema(responses={200: ProductSerializer, 304: None, 404: PROBLEM}, description=MENU_CONDITIONAL)
     def get(self, request, product_id):
-        return Response(ProductSerializer(self._product(request, product_id)).data)
+        product = self._product(request, product_id)
+        return conditional_response(
+            request, ProductSerializer(product).data, last_modified=selectors.menu_last_modified([product])
+        )
 
     @extend_schema(request=ProductWriteSerializer, responses={200: ProductSerializer, 400: PROBLEM})
     def patch(self, request, product_id):
         self._product(request, product_id)
         serializer = ProductWriteSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        product = services.product_update(product_id=product_id, **serializer.validated_data)
-        return Response(ProductSerializer(product).data)
+        services.product_update(product_id=product_id, **serializer.validated_data)
+        return Response(ProductSerializer(self._product(request, product_id)).data)
 
     @extend_schema(responses={204: None, 404: PROBLEM})
     def delete(self, request, product_id):
@@ -100,6 +116,27 @@ class ProductDetailView(APIView):
         self._product(request, product_id)
         services.product_deactivate(product_id=product_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class OptionDetailView(APIView):
+    """One option of a product's group; managers switch it off when it runs out ("sem bacon hoje")."""
+
+    permission_classes = [allow(MANAGER)]
+
+    def _option(self, option_id):
+        return get_object_or_404(Option.objects.select_related("group", "product"), pk=option_id)
+
+    @extend_schema(responses={200: OptionDetailSerializer, 404: PROBLEM})
+    def get(self, request, option_id):
+        return Response(OptionDetailSerializer(self._option(option_id)).data)
+
+    @extend_schema(request=OptionWriteSerializer, responses={200: OptionDetailSerializer, 400: PROBLEM})
+    def patch(self, request, option_id):
+        self._option(option_id)
+        serializer = OptionWriteSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.option_update(option_id=option_id, **serializer.validated_data)
+        return Response(OptionDetailSerializer(self._option(option_id)).data)
 
 
 # --- Customers ------------------------------------------------------------------------------------
@@ -149,22 +186,67 @@ def _terminal_of(user) -> Terminal:
     return terminal
 
 
+MAX_PICKUP_NUMBER = 2_147_483_647  # the column's largest value: beyond it, no order has the number
+STORE_PARAMETER = OpenApiParameter(
+    "store", OpenApiTypes.STR, description="Store slug (managers; kitchen and cashier logins always get their own)"
+)
+
+
+def _store_param(request):
+    slug = request.query_params.get("store")
+    return selectors.store_by_slug(slug) if slug else None
+
+
+def _number_param(request) -> int | None:
+    raw = request.query_params.get("number")
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PICKUP_NUMBER:
+        raise Invalid(f"Unknown pickup number '{raw[:20]}'.", errors={"number": ["A pickup number, e.g. 12."]})
+    return int(raw)
+
+
+def _date_param(request, name: str):
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        return datetime.date.fromisoformat(raw)
+    except ValueError:
+        raise Invalid(f"'{name}' must be a date as YYYY-MM-DD.", errors={name: ["A date as YYYY-MM-DD."]}) from None
+
+
 class OrderListView(APIView):
     def get_permissions(self):
         return [allow(KIOSK)()] if self.request.method == "POST" else [ANY_ROLE()]
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=[s for s, _ in Order.Status.choices])],
-        responses=OrderSerializer(many=True),
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=[s for s, _ in Order.Status.choices]),
+            OpenApiParameter(
+                "number", OpenApiTypes.INT, description="Pickup number (of `business_date`: today in each store's zone)"
+            ),
+            OpenApiParameter("business_date", OpenApiTypes.DATE, description="The store's local date, YYYY-MM-DD"),
+            STORE_PARAMETER,
+        ],
+        responses={200: OrderSerializer(many=True), 400: PROBLEM, 403: PROBLEM},
     )
     def get(self, request):
-        """Orders, newest first: a kiosk sees its own terminal's, staff see all."""
-        orders = selectors.orders_visible_to(user=request.user)
+        """Orders, newest first: a kiosk sees its own terminal's, kitchen staff and cashiers their store's,
+        managers every store's. `?number=12` finds today's order 12 (the counter looking up a kiosk order)."""
+        orders = selectors.orders_visible_to(user=request.user, store=_store_param(request))
         wanted = request.query_params.get("status")
         if wanted:
             if wanted not in Order.Status.values:
                 raise Invalid(f"Unknown status '{wanted}'.", errors={"status": [f"Use one of {Order.Status.values}."]})
             orders = orders.filter(status=wanted)
+        number, business_date = _number_param(request), _date_param(request, "business_date")
+        if number is not None:
+            orders = selectors.orders_numbered(orders, number=number, business_date=business_date)
+        elif business_date is not None:
+            orders = orders.filter(business_date=business_date)
         paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderSerializer(page, many=True).data)
@@ -183,7 +265,7 @@ class OrderListView(APIView):
         data = serializer.validated_data
         order = services.order_place(
             terminal=terminal,
-            items=[services.ItemRequest(**item) for item in data["items"]],
+            items=serializer.item_requests(),
             customer_cpf=data.get("customer_cpf") or None,
             cpf_on_receipt=data.get("cpf_on_receipt", False),
             dining=data.get("dining", ""),
@@ -222,10 +304,12 @@ class OrderCancelView(APIView):
 class KitchenQueueView(APIView):
     permission_classes = [allow(KITCHEN, MANAGER)]
 
-    @extend_schema(responses=OrderSerializer(many=True))
+    @extend_schema(parameters=[STORE_PARAMETER], responses={200: OrderSerializer(many=True), 403: PROBLEM})
     def get(self, request):
-        """Ready first, then in preparation, then received; oldest first within each."""
-        return Response(OrderSerializer(selectors.kitchen_queue(), many=True).data)
+        """The store's paid, unfinished orders: ready first, then in preparation, then received; oldest first
+        within each. A kitchen login gets its own store's; a manager every store's, or `?store=`'s."""
+        queue = selectors.kitchen_queue(user=request.user, store=_store_param(request))
+        return Response(OrderSerializer(queue, many=True).data)
 
 
 class KitchenStatusView(APIView):
@@ -245,7 +329,11 @@ class PickupBoardView(APIView):
     authentication_classes = []
     throttle_classes = [PickupBoardThrottle]
 
-    @extend_schema(responses=PickupBoardSerializer)
+    @extend_schema(
+        parameters=[OpenApiParameter("store", OpenApiTypes.STR, description="Store slug; optional with one store")],
+        responses={200: PickupBoardSerializer, 400: PROBLEM, 404: PROBLEM},
+    )
     def get(self, request):
-        """Order numbers being prepared and ready for pickup. Public: no personal data."""
-        return Response(selectors.pickup_board())
+        """One store's order numbers being prepared and ready for pickup. Public: no personal data.
+        `?store=<slug>` picks the store; it may be left out only while there is one active store."""
+        return Response(selectors.pickup_board(selectors.store_for_board(request.query_params.get("store"))))

@@ -21,8 +21,9 @@ from django.utils.html import format_html, format_html_join
 from kiosk.admin import ReadOnlyMixin
 from kiosk.audit import audit, snapshot
 from kiosk.problems import DomainError
-from orders.admin import CPFSearchMixin
+from orders.admin import CPFSearchMixin, in_staff_store
 from orders.cpf import mask_cpf
+from orders.models import Terminal
 from payments import selectors, webhooks
 from payments.gateway import GatewayError, GatewayRejected
 from payments.models import Payment, PaymentEvent, Refund, WebhookDelivery
@@ -134,6 +135,21 @@ class ReviewForm(forms.Form):
     )
 
 
+class TerminalFilter(admin.SimpleListFilter):
+    """By terminal, named with its store: one query for the choices, however many terminals."""
+
+    title = "terminal"
+    parameter_name = "order__terminal__id__exact"
+
+    def lookups(self, request, model_admin):
+        return [(str(t.pk), str(t)) for t in Terminal.objects.select_related("store")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        wanted = value and value.isascii() and value.isdigit() and len(value) <= 18
+        return queryset.filter(order__terminal_id=int(value)) if wanted else queryset
+
+
 @admin.register(Payment)
 class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     cpf_lookup = "order__customer__cpf"
@@ -142,6 +158,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
         "order_number",
         "status",
         "kiosk_status",
+        "method",
         "amount",
         "paid_amount",
         "review",
@@ -149,13 +166,14 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
         "customer_cpf",
         "created_at",
     ]
-    list_filter = ["status", "needs_review", "order__terminal"]
+    list_filter = ["status", "needs_review", "method", "order__store", TerminalFilter]
     list_select_related = ["order", "order__terminal", "order__customer"]
     list_per_page = 100
     date_hierarchy = "created_at"
     search_fields = ["=order__number", "=order__id", "=provider_order_id", "=provider_payment_id", "=reference"]
     readonly_fields = [
-        "order_link", "order_items", "amount", "paid_amount", "refunded", "refund_pending", "refundable", "status", "kiosk_status",
+        "order_link", "order_items", "provider", "method", "amount", "paid_amount", "refunded", "refund_pending", "refundable",
+        "status", "kiosk_status",
         "needs_review",
         "review_reason", "provider_order_id", "provider_payment_id", "reference", "provider_status",
         "provider_status_detail", "last_error", "expires_at", "paid_at", "created_at", "updated_at",
@@ -163,6 +181,9 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     fields = readonly_fields
     inlines = [PaymentEventInline, RefundInline, WebhookDeliveryInline]
     actions = ["sync_with_mercadopago", "approve_and_send_to_kitchen", "mark_reviewed", "refund"]
+
+    def get_queryset(self, request):
+        return in_staff_store(request.user, super().get_queryset(request), "order__store")
 
     # --- what the pages show -----------------------------------------------------------------------
 

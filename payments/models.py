@@ -31,8 +31,20 @@ class Payment(models.Model):
         PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
         CHARGED_BACK = "charged_back", "Charged back"
 
+    class Provider(models.TextChoices):
+        MERCADOPAGO = "mercadopago", "Mercado Pago"
+        COUNTER = "counter", "At the counter"
+
+    class Method(models.TextChoices):
+        MERCADOPAGO_QR = "mercadopago_qr", "Mercado Pago QR"
+        CASH = "cash", "Cash"
+        CARD_OUTSIDE = "card_outside", "Card (machine outside Mercado Pago)"
+
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
-    provider = models.CharField(max_length=20, default="mercadopago")
+    # Mercado Pago's QR, or money a cashier took at the counter (cash, a card machine of its own): those never
+    # reach Mercado Pago, so nothing here asks Mercado Pago about them, refunds them or reconciles them.
+    provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.MERCADOPAGO)
+    method = models.CharField(max_length=20, choices=Method.choices, default=Method.MERCADOPAGO_QR)
     reference = models.CharField(
         "external reference", max_length=64, unique=True, default=new_reference, editable=False
     )
@@ -67,10 +79,16 @@ class Payment(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(provider="mercadopago", method="mercadopago_qr")
+                | Q(provider="counter", method__in=["cash", "card_outside"]),
+                name="payment_method_of_its_provider",
+            ),
         ]
         permissions = [
             ("refund_payment", "Can refund payments through Mercado Pago"),
             ("view_sales_report", "Can see the sales report and export it"),
+            ("record_counter_payment", "Can record a payment taken at the counter (cash, card outside Mercado Pago)"),
         ]
 
     def __str__(self) -> str:
@@ -143,6 +161,7 @@ class PaymentEvent(models.Model):
 
     class Type(models.TextChoices):
         CREATED = "created", "Created"
+        COUNTER_PAYMENT = "counter_payment", "Paid at the counter"
         QR_CREATED = "qr_created", "QR created"
         QR_FAILED = "qr_failed", "QR creation failed"
         NOTIFICATION_RECEIVED = "notification_received", "Notification received"

@@ -3,10 +3,10 @@
 Wrapped in `admin.site.admin_view` in kiosk/urls.py (staff only, else the admin login), and each view checks
 `payments.view_sales_report` itself (403 without it).
 
-- `admin/reports/sales/?start=YYYY-MM-DD&end=YYYY-MM-DD`: the page.
-- `admin/reports/sales.csv?start=&end=&section=days|products|terminals|hours`: one section per file; `days`
-  (the default) is the per-day rows plus a totals row.
-- `admin/reports/payments.csv?start=&end=`: one row per payment created in the range.
+- `admin/reports/sales/?start=YYYY-MM-DD&end=YYYY-MM-DD&store=<slug>`: the page (`store` optional: all stores).
+- `admin/reports/sales.csv?start=&end=&store=&section=days|products|terminals|hours`: one section per file;
+  `days` (the default) is the per-day rows plus a totals row.
+- `admin/reports/payments.csv?start=&end=&store=`: one row per payment created in the range.
 """
 
 import csv
@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
+from orders.models import Store
 from payments import reports
 
 PERMISSION = "payments.view_sales_report"
@@ -66,8 +67,28 @@ def _bad_request(message: str) -> HttpResponse:
     return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
 
 
-def _range_query(start: date, end: date, **extra) -> str:
-    return urlencode({"start": start.isoformat(), "end": end.isoformat(), **extra})
+def _range_query(start: date, end: date, store: Store | None = None, **extra) -> str:
+    store_param = {"store": store.slug} if store else {}
+    return urlencode({"start": start.isoformat(), "end": end.isoformat(), **store_param, **extra})
+
+
+class UnknownStore(ValueError):
+    pass
+
+
+def _store(request: HttpRequest) -> Store | None:
+    """`?store=<slug>`: one store's figures; empty or missing: every store's."""
+    slug = (request.GET.get("store") or "").strip()
+    if not slug:
+        return None
+    store = Store.objects.filter(slug=slug).first()
+    if store is None:
+        raise UnknownStore(f"There is no store '{slug[:80]}'.")
+    return store
+
+
+def _filename(name: str, start: date, end: date, store: Store | None) -> str:
+    return f"{name}-{store.slug + '-' if store else ''}{start.isoformat()}-{end.isoformat()}.csv"
 
 
 def _hour_chart(hours: list[dict]) -> dict:
@@ -110,28 +131,32 @@ def sales_report_view(request: HttpRequest) -> HttpResponse:
         "title": "Sales",
         "start_value": raw_start or "",
         "end_value": raw_end or "",
+        "stores": list(Store.objects.order_by("name").values_list("slug", "name")),
+        "store_value": (request.GET.get("store") or "").strip(),
         "max_days": reports.MAX_RANGE_DAYS,
         "error": None,
         "report": None,
     }
     try:
         start, end = reports.parse_range(start=raw_start, end=raw_end)
-    except reports.ReportRangeError as exc:
+        store = _store(request)
+    except (reports.ReportRangeError, UnknownStore) as exc:
         context["error"] = str(exc)
         return TemplateResponse(request, "admin/reports/sales.html", context)
 
-    report = reports.sales_report(start=start, end=end)
-    query = _range_query(start, end)
+    report = reports.sales_report(start=start, end=end, store=store)
+    query = _range_query(start, end, store)
     context.update(
         {
-            "subtitle": f"{start.isoformat()} to {end.isoformat()}",
+            "subtitle": f"{store.name if store else 'All stores'}, {start.isoformat()} to {end.isoformat()}",
             "start_value": start.isoformat(),
             "end_value": end.isoformat(),
+            "store": store,
             "report": report,
             "chart": _hour_chart(report["hours"]),
             "sales_csv_url": f"{reverse('sales-report-csv')}?{query}",
             "section_csv_urls": [
-                (section, f"{reverse('sales-report-csv')}?{_range_query(start, end, section=section)}")
+                (section, f"{reverse('sales-report-csv')}?{_range_query(start, end, store, section=section)}")
                 for section in reports.SALES_CSV_SECTIONS
                 if section != "days"
             ],
@@ -149,12 +174,12 @@ def sales_csv_view(request: HttpRequest) -> HttpResponse:
         return _bad_request(f"Unknown section; use one of: {', '.join(reports.SALES_CSV_SECTIONS)}.")
     try:
         start, end = reports.parse_range(start=request.GET.get("start"), end=request.GET.get("end"))
-    except reports.ReportRangeError as exc:
+        store = _store(request)
+    except (reports.ReportRangeError, UnknownStore) as exc:
         return _bad_request(str(exc))
     name = "sales" if section == "days" else f"sales-{section}"
     return _csv_response(
-        reports.sales_csv_rows(start=start, end=end, section=section),
-        f"{name}-{start.isoformat()}-{end.isoformat()}.csv",
+        reports.sales_csv_rows(start=start, end=end, section=section, store=store), _filename(name, start, end, store)
     )
 
 
@@ -163,8 +188,9 @@ def payments_csv_view(request: HttpRequest) -> HttpResponse:
     _check_permission(request)
     try:
         start, end = reports.parse_range(start=request.GET.get("start"), end=request.GET.get("end"))
-    except reports.ReportRangeError as exc:
+        store = _store(request)
+    except (reports.ReportRangeError, UnknownStore) as exc:
         return _bad_request(str(exc))
     return _csv_response(
-        reports.payments_csv_rows(start=start, end=end), f"payments-{start.isoformat()}-{end.isoformat()}.csv"
+        reports.payments_csv_rows(start=start, end=end, store=store), _filename("payments", start, end, store)
     )

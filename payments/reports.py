@@ -2,12 +2,14 @@
 
 Definitions (all dates are local dates in settings.TIME_ZONE, America/Sao_Paulo; a range is inclusive):
 
+- Store: every figure can be narrowed to one store (`store=`): its orders, their lines, payments and refunds.
 - A sale is an order that was paid: `Order.received_at` is set. It falls on the local date and hour of
   `received_at`, whatever its status now; so a cancelled order counts only if it had been paid (e.g. paid,
   then refunded), and an unpaid one never does.
-- Orders: the number of sales. Gross sales: the sum of `Order.total` of the sales, split into Mercado Pago
-  (the order was paid by a Mercado Pago payment: `Payment.settles`) and cash (paid outside Mercado Pago,
-  marked paid at the counter).
+- Orders: the number of sales. Gross sales: the sum of `Order.total` of the sales, split by what paid the
+  order (`Payment.settles`): Mercado Pago (a QR payment), cash and card outside Mercado Pago (taken at the
+  counter: a `counter` payment with its method). An order marked paid by hand before counter payments were
+  recorded has no paying payment: it counts as cash, as it always did.
 - Refunds: money given back from sales: the sum of `Refund.amount` of refunds Mercado Pago confirmed
   ("succeeded") of payments that paid an order, dated by `Refund.confirmed_at` (when the confirmation was
   recorded), whatever day the refunded sale fell on. Money that never paid an order (a second payment, a
@@ -19,7 +21,10 @@ Definitions (all dates are local dates in settings.TIME_ZONE, America/Sao_Paulo;
 - Per day: every local date of the range, days without sales included: orders, gross, refunds, net.
 - Per product: the lines (`OrderItem`) of the sales grouped by product: quantity sold and gross (sum of
   `line_total`), named by the snapshot on the product's most recent line (highest id) in the range;
-  largest gross first.
+  largest gross first. A combo is a product like any other (its line total includes its options and
+  extras). `in_combos`: units of the product sold as a combo's part (a part's quantity times its line's),
+  counted apart: their money is in the combo's gross. A product sold only in combos has a row with
+  quantity 0, named as the product is named now.
 - Per terminal: store, name, orders and gross of the sales placed on it; largest gross first.
 - Per hour of day (0..23, local): orders and gross, summed over the days of the range.
 - Payments export: every `Payment` created in the range, oldest first, with the sum of its confirmed
@@ -40,7 +45,7 @@ from django.db.models import Count, DecimalField, Max, OuterRef, Q, QuerySet, Su
 from django.db.models.functions import Coalesce, ExtractHour, TruncDate
 from django.utils import timezone
 
-from orders.models import MONEY, Order, OrderItem
+from orders.models import MONEY, Order, OrderItem, OrderItemOption, Product, Store
 from payments.models import Payment, PaymentEvent, Refund
 
 CENT = Decimal("0.01")
@@ -58,6 +63,7 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _PAYMENT_EXPORT_FIELDS = [
     "created_at", "status", "amount", "paid_amount", "needs_review", "provider_order_id", "provider_payment_id",
     "reference", "order__number", "order__business_date", "order__terminal__store__name", "order__terminal__name",
+    "method",
 ]  # fmt: skip
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -130,16 +136,22 @@ def _money(value) -> Decimal:
 # --- Querysets ------------------------------------------------------------------------------------
 
 
-def sales_queryset(*, start: date, end: date) -> QuerySet[Order]:
+def _in_store(store: Store | None, order_path: str = "") -> Q:
+    """Rows of `store` only (the order found at `order_path`), or everything when no store is asked for."""
+    return Q() if store is None else Q(**{f"{order_path}store": store})
+
+
+def sales_queryset(*, start: date, end: date, store: Store | None = None) -> QuerySet[Order]:
     """The sales: orders paid (received_at set) on a local date in [start, end], whatever their status."""
     lower, upper = _bounds(start, end)
-    return Order.objects.filter(received_at__gte=lower, received_at__lt=upper).order_by()
+    return Order.objects.filter(_in_store(store), received_at__gte=lower, received_at__lt=upper).order_by()
 
 
-def refunds_queryset(*, start: date, end: date) -> QuerySet[Refund]:
+def refunds_queryset(*, start: date, end: date, store: Store | None = None) -> QuerySet[Refund]:
     """Confirmed refunds of money that paid a sale, by the local date their confirmation was recorded."""
     lower, upper = _bounds(start, end)
     return Refund.objects.filter(
+        _in_store(store, "payment__order__"),
         status=Refund.Status.SUCCEEDED,
         payment__settles__isnull=False,
         confirmed_at__gte=lower,
@@ -147,12 +159,14 @@ def refunds_queryset(*, start: date, end: date) -> QuerySet[Refund]:
     ).order_by()
 
 
-# Sales paid by a Mercado Pago payment, and those paid outside it (cash at the counter).
-BY_MERCADOPAGO = Q(settled_by__isnull=False)
-BY_CASH = Q(settled_by__isnull=True)
+# What paid a sale: a Mercado Pago payment, or money taken at the counter (cash, a card machine outside
+# Mercado Pago). Orders marked paid by hand before counter payments were recorded have none: cash.
+BY_MERCADOPAGO = Q(settled_by__provider=Payment.Provider.MERCADOPAGO)
+BY_CASH = Q(settled_by__isnull=True) | Q(settled_by__method=Payment.Method.CASH)
+BY_CARD_OUTSIDE = Q(settled_by__method=Payment.Method.CARD_OUTSIDE)
 
 
-def payments_queryset(*, start: date, end: date) -> QuerySet[Payment]:
+def payments_queryset(*, start: date, end: date, store: Store | None = None) -> QuerySet[Payment]:
     """Payments created in the range, oldest first, with `refunded` (sum of succeeded refunds) annotated
     by a subquery: one query however many rows."""
     lower, upper = _bounds(start, end)
@@ -168,7 +182,7 @@ def payments_queryset(*, start: date, end: date) -> QuerySet[Payment]:
         return Coalesce(Subquery(total), Value(ZERO), output_field=DecimalField(**MONEY))
 
     return (
-        Payment.objects.filter(created_at__gte=lower, created_at__lt=upper)
+        Payment.objects.filter(_in_store(store, "order__"), created_at__gte=lower, created_at__lt=upper)
         .select_related("order__terminal__store")
         .only(*_PAYMENT_EXPORT_FIELDS)
         .annotate(
@@ -182,10 +196,10 @@ def payments_queryset(*, start: date, end: date) -> QuerySet[Payment]:
 # --- Figures --------------------------------------------------------------------------------------
 
 
-def sales_summary(*, start: date, end: date) -> dict:
-    """{"start", "end", "orders", "gross", "mercadopago", "cash", "refunds", "chargebacks", "net",
-    "average_ticket"} for the range: the sums of its days."""
-    return _summary(start, end, sales_by_day(start=start, end=end))
+def sales_summary(*, start: date, end: date, store: Store | None = None) -> dict:
+    """{"start", "end", "orders", "gross", "mercadopago", "cash", "card_outside", "refunds", "chargebacks",
+    "net", "average_ticket"} for the range: the sums of its days."""
+    return _summary(start, end, sales_by_day(start=start, end=end, store=store))
 
 
 def _summary(start: date, end: date, days: list[dict]) -> dict:
@@ -195,14 +209,15 @@ def _summary(start: date, end: date, days: list[dict]) -> dict:
     return {"start": start, "end": end, "orders": orders, **total, "average_ticket": average}
 
 
-MONEY_COLUMNS = ("gross", "mercadopago", "cash", "refunds", "chargebacks", "net")
+MONEY_COLUMNS = ("gross", "mercadopago", "cash", "card_outside", "refunds", "chargebacks", "net")
 
 
-def chargebacks_by_day(*, start: date, end: date) -> dict[date, Decimal]:
+def chargebacks_by_day(*, start: date, end: date, store: Store | None = None) -> dict[date, Decimal]:
     """Money of sales lost to a chargeback, on the local date the chargeback was recorded: what the paying
     payment still held then (paid minus its confirmed refunds)."""
     lower, upper = _bounds(start, end)
     events = PaymentEvent.objects.filter(
+        _in_store(store, "payment__order__"),
         type=PaymentEvent.Type.STATUS_CHANGED,
         to_status=Payment.Status.CHARGED_BACK,
         payment__settles__isnull=False,
@@ -218,54 +233,60 @@ def chargebacks_by_day(*, start: date, end: date) -> dict[date, Decimal]:
     return lost
 
 
-def sales_by_day(*, start: date, end: date) -> list[dict]:
+def sales_by_day(*, start: date, end: date, store: Store | None = None) -> list[dict]:
     """One row per local date of the range, zero days included:
-    {"date", "orders", "gross", "mercadopago", "cash", "refunds", "chargebacks", "net"}."""
+    {"date", "orders", "gross", "mercadopago", "cash", "card_outside", "refunds", "chargebacks", "net"}."""
     zone = local_zone()
     sales = {
         row["day"]: row
-        for row in sales_queryset(start=start, end=end)
+        for row in sales_queryset(start=start, end=end, store=store)
         .annotate(day=TruncDate("received_at", tzinfo=zone))
         .values("day")
         .annotate(
             orders=Count("pk"),
             mercadopago=Sum("total", filter=BY_MERCADOPAGO),
             cash=Sum("total", filter=BY_CASH),
+            card_outside=Sum("total", filter=BY_CARD_OUTSIDE),
         )
     }
     refunds = {
         row["day"]: row["total"]
-        for row in refunds_queryset(start=start, end=end)
+        for row in refunds_queryset(start=start, end=end, store=store)
         .annotate(day=TruncDate("confirmed_at", tzinfo=zone))
         .values("day")
         .annotate(total=Sum("amount"))
     }
-    chargebacks = chargebacks_by_day(start=start, end=end)
+    chargebacks = chargebacks_by_day(start=start, end=end, store=store)
     rows = []
     for day in _days(start, end):
         found = sales.get(day, {})
         mercadopago, cash = _money(found.get("mercadopago")), _money(found.get("cash"))
+        card = _money(found.get("card_outside"))
         refunded, lost = _money(refunds.get(day)), chargebacks.get(day, ZERO)
         rows.append(
             {
                 "date": day,
                 "orders": found.get("orders", 0),
-                "gross": mercadopago + cash,
+                "gross": mercadopago + cash + card,
                 "mercadopago": mercadopago,
                 "cash": cash,
+                "card_outside": card,
                 "refunds": refunded,
                 "chargebacks": lost,
-                "net": mercadopago + cash - refunded - lost,
+                "net": mercadopago + cash + card - refunded - lost,
             }
         )
     return rows
 
 
-def sales_by_product(*, start: date, end: date) -> list[dict]:
-    """{"product_id", "product_name", "quantity", "gross"} per product sold, largest gross first."""
+def sales_by_product(*, start: date, end: date, store: Store | None = None) -> list[dict]:
+    """{"product_id", "product_name", "quantity", "gross", "in_combos"} per product sold, alone or as a
+    combo's part; largest gross first."""
     lower, upper = _bounds(start, end)
     grouped = list(
-        OrderItem.objects.filter(order__received_at__gte=lower, order__received_at__lt=upper)
+        OrderItem.objects.filter(
+            _in_store(store, "order__"), order__received_at__gte=lower, order__received_at__lt=upper
+        )
         .order_by()
         .values("product_id")
         .annotate(quantity=Sum("quantity"), gross=Sum("line_total"), latest_line=Max("pk"))
@@ -275,21 +296,48 @@ def sales_by_product(*, start: date, end: date) -> list[dict]:
     names = dict(
         OrderItem.objects.filter(pk__in=[row["latest_line"] for row in grouped]).values_list("pk", "product_name")
     )
-    return [
+    in_combos = combo_parts_sold(start=start, end=end, store=store)
+    rows = [
         {
             "product_id": row["product_id"],
             "product_name": names[row["latest_line"]],
             "quantity": row["quantity"],
             "gross": _money(row["gross"]),
+            "in_combos": in_combos.pop(row["product_id"], 0),
         }
         for row in grouped
     ]
+    only_in_combos = Product.objects.filter(pk__in=in_combos).order_by("pk").values_list("pk", "name")
+    return rows + [
+        {"product_id": pk, "product_name": name, "quantity": 0, "gross": ZERO, "in_combos": in_combos[pk]}
+        for pk, name in only_in_combos
+    ]
 
 
-def sales_by_terminal(*, start: date, end: date) -> list[dict]:
+def combo_parts_sold(*, start: date, end: date, store: Store | None = None) -> dict[int, int]:
+    """Units of each product sold as a combo's part in the sales of the range: {product id: units}."""
+    lower, upper = _bounds(start, end)
+    parts = (
+        OrderItemOption.objects.filter(
+            _in_store(store, "item__order__"),
+            product__isnull=False,
+            item__order__received_at__gte=lower,
+            item__order__received_at__lt=upper,
+        )
+        .order_by()
+        .values("product_id", "quantity", "item__quantity", "parent__quantity")
+    )
+    sold: dict[int, int] = {}
+    for part in parts:
+        units = part["quantity"] * part["item__quantity"] * (part["parent__quantity"] or 1)
+        sold[part["product_id"]] = sold.get(part["product_id"], 0) + units
+    return sold
+
+
+def sales_by_terminal(*, start: date, end: date, store: Store | None = None) -> list[dict]:
     """{"terminal_id", "store", "name", "orders", "gross"} per terminal with sales, largest gross first."""
     rows = (
-        sales_queryset(start=start, end=end)
+        sales_queryset(start=start, end=end, store=store)
         .values("terminal_id", "terminal__store__name", "terminal__name")
         .annotate(orders=Count("pk"), gross=Sum("total"))
         .order_by("-gross", "terminal__store__name", "terminal__name", "terminal_id")
@@ -306,11 +354,11 @@ def sales_by_terminal(*, start: date, end: date) -> list[dict]:
     ]
 
 
-def sales_by_hour(*, start: date, end: date) -> list[dict]:
+def sales_by_hour(*, start: date, end: date, store: Store | None = None) -> list[dict]:
     """24 rows, hours 0..23 of the local day: {"hour", "orders", "gross"}."""
     found = {
         row["hour"]: row
-        for row in sales_queryset(start=start, end=end)
+        for row in sales_queryset(start=start, end=end, store=store)
         .annotate(hour=ExtractHour("received_at", tzinfo=local_zone()))
         .values("hour")
         .annotate(orders=Count("pk"), gross=Sum("total"))
@@ -325,16 +373,16 @@ def sales_by_hour(*, start: date, end: date) -> list[dict]:
     ]
 
 
-def sales_report(*, start: date, end: date) -> dict:
-    """Everything the page shows: {"summary", "days", "products", "terminals", "hours"}."""
-    days = sales_by_day(start=start, end=end)
+def sales_report(*, start: date, end: date, store: Store | None = None) -> dict:
+    """Everything the page shows: {"summary", "days", "products", "terminals", "hours"}, of one store or all."""
+    days = sales_by_day(start=start, end=end, store=store)
     summary = _summary(start, end, days)
     return {
         "summary": summary,
         "days": days,
-        "products": sales_by_product(start=start, end=end),
-        "terminals": sales_by_terminal(start=start, end=end),
-        "hours": sales_by_hour(start=start, end=end),
+        "products": sales_by_product(start=start, end=end, store=store),
+        "terminals": sales_by_terminal(start=start, end=end, store=store),
+        "hours": sales_by_hour(start=start, end=end, store=store),
     }
 
 
@@ -347,33 +395,33 @@ def csv_text(value: str | None) -> str:
     return f"'{value}" if value.startswith(_FORMULA_PREFIXES) else value
 
 
-def sales_csv_rows(*, start: date, end: date, section: str = "days") -> Iterator[list]:
-    """Rows of sales.csv, header first. Sections:
+def sales_csv_rows(*, start: date, end: date, section: str = "days", store: Store | None = None) -> Iterator[list]:
+    """Rows of sales.csv, header first, of one store or all. Sections:
 
-    - days (default): date, orders, gross, mercadopago, cash, refunds, chargebacks, net per local date,
-      then "total";
-    - products: product_id, product_name, quantity, gross;
+    - days (default): date, orders, gross, mercadopago, cash, card_outside, refunds, chargebacks, net per local
+      date, then "total";
+    - products: product_id, product_name, quantity, gross, in_combos (units sold as a combo's part);
     - terminals: terminal_id, store, terminal, orders, gross;
     - hours: hour, orders, gross.
     """
     if section == "days":
         columns = ["orders", *MONEY_COLUMNS]
         yield ["date", *columns]
-        days = sales_by_day(start=start, end=end)
+        days = sales_by_day(start=start, end=end, store=store)
         for day in days:
             yield [day["date"].isoformat(), *(day[column] for column in columns)]
         yield ["total", *(sum((day[column] for day in days), 0) for column in columns)]
     elif section == "products":
-        yield ["product_id", "product_name", "quantity", "gross"]
-        for row in sales_by_product(start=start, end=end):
-            yield [row["product_id"], csv_text(row["product_name"]), row["quantity"], row["gross"]]
+        yield ["product_id", "product_name", "quantity", "gross", "in_combos"]
+        for row in sales_by_product(start=start, end=end, store=store):
+            yield [row["product_id"], csv_text(row["product_name"]), row["quantity"], row["gross"], row["in_combos"]]
     elif section == "terminals":
         yield ["terminal_id", "store", "terminal", "orders", "gross"]
-        for row in sales_by_terminal(start=start, end=end):
+        for row in sales_by_terminal(start=start, end=end, store=store):
             yield [row["terminal_id"], csv_text(row["store"]), csv_text(row["name"]), row["orders"], row["gross"]]
     elif section == "hours":
         yield ["hour", "orders", "gross"]
-        for row in sales_by_hour(start=start, end=end):
+        for row in sales_by_hour(start=start, end=end, store=store):
             yield [row["hour"], row["orders"], row["gross"]]
     else:
         raise ValueError(f"Unknown section {section!r}; use one of: {', '.join(SALES_CSV_SECTIONS)}.")
@@ -396,14 +444,18 @@ PAYMENTS_CSV_HEADER = [
     "mercadopago_order_id",
     "mercadopago_payment_id",
     "external_reference",
+    "method",
 ]
 
 
-def payments_csv_rows(*, start: date, end: date, chunk_size: int = CSV_CHUNK_SIZE) -> Iterator[list]:
-    """Rows of payments.csv, header first; reads the payments `chunk_size` at a time."""
+def payments_csv_rows(
+    *, start: date, end: date, chunk_size: int = CSV_CHUNK_SIZE, store: Store | None = None
+) -> Iterator[list]:
+    """Rows of payments.csv, header first, of one store or all; reads the payments `chunk_size` at a time.
+    `method`: mercadopago_qr, or cash / card_outside for money taken at the counter."""
     yield PAYMENTS_CSV_HEADER
     zone = local_zone()
-    for payment in payments_queryset(start=start, end=end).iterator(chunk_size=chunk_size):
+    for payment in payments_queryset(start=start, end=end, store=store).iterator(chunk_size=chunk_size):
         order = payment.order
         yield [
             payment.pk,
@@ -422,4 +474,5 @@ def payments_csv_rows(*, start: date, end: date, chunk_size: int = CSV_CHUNK_SIZ
             csv_text(payment.provider_order_id),
             csv_text(payment.provider_payment_id),
             csv_text(payment.reference),
+            payment.method,
         ]

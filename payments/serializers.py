@@ -41,6 +41,7 @@ class PaymentSerializer(serializers.ModelSerializer):
             "qr_svg",
             "expires_at",
             "provider_order_id",
+            "method",
             "created_at",
         ]
 
@@ -59,7 +60,7 @@ class PaymentStatusSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Payment
-        fields = ["id", "status", "amount", "paid_amount", "paid_at", "expires_at", "provider_order_id"]
+        fields = ["id", "status", "method", "amount", "paid_amount", "paid_at", "expires_at", "provider_order_id"]
 
 
 class _PolledPaymentSerializer(PaymentStatusSerializer):
@@ -80,6 +81,23 @@ class OrderPaymentSerializer(serializers.Serializer):
 
     payment = _PolledPaymentSerializer()
     order = _PolledOrderSerializer()
+
+
+class CounterPaymentRequestSerializer(StrictMixin, serializers.Serializer):
+    """POST /api/v1/orders/{id}/counter-payment/: money a cashier took at the counter."""
+
+    method = serializers.ChoiceField(
+        choices=[(m.value, m.label) for m in (Payment.Method.CASH, Payment.Method.CARD_OUTSIDE)],
+        help_text="cash, or card_outside (a card machine that is not Mercado Pago's)",
+    )
+    amount = MoneyField(help_text="What was taken: exactly the order's total (change for cash is not recorded).")
+
+
+class CounterPaymentSerializer(serializers.Serializer):
+    """The answer to a counter payment (documentation only: the view builds the dict itself)."""
+
+    payment = PaymentStatusSerializer()
+    order = serializers.DictField(help_text="The order, as GET /orders/{id}/ shows it: now `received`.")
 
 
 class RefundRequestSerializer(StrictMixin, serializers.Serializer):

@@ -1,4 +1,5 @@
-"""Payment endpoints: checkout (the QR), the status a kiosk polls, and Mercado Pago's notification URL."""
+"""Payment endpoints: checkout (the QR), money taken at the counter, the status a kiosk polls, and Mercado Pago's
+notification URL."""
 
 import logging
 
@@ -15,19 +16,22 @@ from kiosk.api import IDEMPOTENCY_HEADER, PROBLEM
 from kiosk.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from kiosk.idempotency import idempotent
 from kiosk.problems import DomainError, problem_json_response
-from kiosk.roles import KIOSK, KITCHEN, MANAGER, allow, has_role
+from kiosk.roles import CASHIER, KIOSK, KITCHEN, MANAGER, allow, has_role
 from orders import selectors as order_selectors
+from orders.serializers import OrderSerializer
 from payments import selectors, webhooks
 from payments.gateway import GatewayError, GatewayUnavailable
 from payments.models import Payment, Refund
 from payments.serializers import (
+    CounterPaymentRequestSerializer,
+    CounterPaymentSerializer,
     OrderPaymentSerializer,
     PaymentSerializer,
     PaymentStatusSerializer,
     RefundRequestSerializer,
     RefundSerializer,
 )
-from payments.services.checkout import payment_checkout
+from payments.services.checkout import order_pay_at_counter, payment_checkout
 from payments.services.refunds import refund_request, request_key_for
 
 logger = logging.getLogger(__name__)
@@ -86,8 +90,40 @@ class CheckoutView(APIView):
         return Response({"payment": PaymentSerializer(payment).data}, status=201 if created else 200)
 
 
+class CounterPaymentView(APIView):
+    permission_classes = [allow(CASHIER, MANAGER)]
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_HEADER],
+        request=CounterPaymentRequestSerializer,
+        responses={201: CounterPaymentSerializer, 400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+    )
+    @idempotent(required=True)
+    def post(self, request, order_id):
+        """Records money taken at the counter (cash, or a card machine outside Mercado Pago) for an unpaid
+        order of the caller's store: exactly its total. The order goes to the kitchen as when Mercado Pago pays,
+        and its open QR is cancelled. A retry with the same Idempotency-Key answers the same, and records nothing
+        more."""
+        order_selectors.order_for_user(user=request.user, order_id=order_id)  # another store's: 404
+        serializer = CounterPaymentRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        payment = order_pay_at_counter(
+            order_id=order_id,
+            method=serializer.validated_data["method"],
+            amount=serializer.validated_data["amount"],
+            actor=request.user.get_username(),
+        )
+        return Response(
+            {
+                "payment": PaymentStatusSerializer(payment).data,
+                "order": OrderSerializer(order_selectors.order_detail(order_id)).data,
+            },
+            status=201,
+        )
+
+
 class OrderPaymentView(APIView):
-    permission_classes = [allow(KIOSK, KITCHEN, MANAGER)]
+    permission_classes = [allow(KIOSK, KITCHEN, CASHIER, MANAGER)]
 
     @extend_schema(responses={200: OrderPaymentSerializer, 404: PROBLEM})
     def get(self, request, order_id):

@@ -121,8 +121,13 @@ def run() -> int:
     kiosk = {"Authorization": f"Bearer {token('kiosk1')}"}
     kitchen = {"Authorization": f"Bearer {token('kitchen1')}"}
     products = session.get(f"{BASE}/api/v1/products/", headers=kiosk, timeout=10).json()
-    unlimited = [p["id"] for p in products if p["stock"] is None][:3]
-    body = {"items": [{"product_id": pid, "quantity": 1} for pid in unlimited]}
+    # Plain items (no combo, no required choice) with unlimited stock; Loja Centro wants eat-in or takeaway.
+    unlimited = [
+        p["id"]
+        for p in products
+        if p["stock"] is None and p["kind"] == "item" and not any(g["min_choices"] for g in p["option_groups"])
+    ][:3]
+    body = {"dining": "takeaway", "items": [{"product_id": pid, "quantity": 1} for pid in unlimited]}
 
     print(f"kiosk back end benchmark on {BASE} (gunicorn 2x4 and a worker, SQLite, simulator mode)")
     place, order_ids = [], []

@@ -1,4 +1,4 @@
-"""Shared fixtures: the three roles, a kiosk terminal, a small menu and authenticated API clients."""
+"""Shared fixtures: the roles, a kiosk terminal, a small menu and authenticated API clients."""
 
 import itertools
 from decimal import Decimal
@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 from rest_framework.test import APIClient
 
-from orders.models import Category, Product, Store, Terminal
+from orders.models import Category, Product, StaffMember, Store, Terminal
 
 _keys = itertools.count(1)
 
@@ -59,9 +59,16 @@ def other_terminal(db):
     return Terminal.objects.create(name="Totem B", store=store_named("Loja 1"), external_pos_id="POSB", user=user)
 
 
+def staff_of(user: User, store: Store) -> User:
+    """Makes a kitchen or cashier login work in `store` (its StaffMember)."""
+    StaffMember.objects.update_or_create(user=user, defaults={"store": store})
+    return user
+
+
 @pytest.fixture
 def kitchen_user(db):
-    return make_user("cook", "kitchen")
+    """A kitchen login of "Loja 1", the store of the `terminal` fixture."""
+    return staff_of(make_user("cook", "kitchen"), store_named("Loja 1"))
 
 
 @pytest.fixture
@@ -244,8 +251,11 @@ def migration_data(db):
     from django.apps import apps
 
     importlib.import_module("orders.migrations.0002_roles_and_pickup_counter").create_roles(apps, None)
+    importlib.import_module("orders.migrations.0007_cashier_role_and_store_staff").grant(apps, None)
+    importlib.import_module("orders.migrations.0008_menu_options").grant(apps, None)
     importlib.import_module("payments.migrations.0002_manager_permissions").grant(apps, None)
     importlib.import_module("payments.migrations.0005_manager_change_permissions").grant(apps, None)
+    importlib.import_module("payments.migrations.0006_counter_payments").grant(apps, None)
     importlib.import_module("kiosk.migrations.0003_manager_audit_permission").grant(apps, None)
     importlib.import_module("kiosk.events.migrations.0002_manager_permissions").grant(apps, None)
 

@@ -1,5 +1,7 @@
 """The back office: order actions go through the services, money is read-only, CPFs are masked in lists."""
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
@@ -30,11 +32,17 @@ def _act(admin_client, action, *orders):
 
 
 def test_manager_marks_an_order_paid_and_the_kitchen_moves_it(admin_client, order):
-    response = _act(admin_client, "mark_paid", order)
+    page = _act(admin_client, "pay_at_counter", order)  # asks how it was paid, showing what to take
+    assert page.status_code == 200 and page.context["total"] == Decimal("19.80")
+    order.refresh_from_db()
+    assert order.status == Order.Status.AWAITING_PAYMENT
+    response = admin_client.post(
+        "/admin/orders/order/counter-payment/", {"ids": str(order.pk), "method": "cash"}, follow=True
+    )
     assert response.status_code == 200
     order.refresh_from_db()
     assert order.status == Order.Status.RECEIVED
-    assert LogEntry.objects.filter(object_id=str(order.pk), change_message__contains="Mark as paid").exists()
+    assert LogEntry.objects.filter(object_id=str(order.pk), change_message__contains="Paid at the counter").exists()
 
     _act(admin_client, "start_preparing", order)
     order.refresh_from_db()

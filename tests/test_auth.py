@@ -4,7 +4,7 @@ deactivated account leaves the user's tokens worthless."""
 import pytest
 from rest_framework.test import APIClient
 
-from tests.conftest import make_user
+from tests.conftest import make_user, staff_of, store_named
 
 pytestmark = pytest.mark.django_db
 TOKEN, REFRESH, LOGOUT = "/api/v1/auth/token/", "/api/v1/auth/token/refresh/", "/api/v1/auth/logout/"
@@ -12,7 +12,7 @@ TOKEN, REFRESH, LOGOUT = "/api/v1/auth/token/", "/api/v1/auth/token/refresh/", "
 
 @pytest.fixture
 def cashier():
-    return make_user("caixa1", "kitchen")
+    return staff_of(make_user("caixa1", "cashier"), store_named("Loja 1"))
 
 
 def login(username="caixa1", password="caixa1") -> dict:

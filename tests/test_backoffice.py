@@ -14,7 +14,7 @@ from payments import selectors
 from payments.gateway import GatewayError, GatewayRejected
 from payments.models import Payment, PaymentEvent, Refund
 from payments.services.refunds import RefundAmountInvalid, RefundNotAllowed, refund_request
-from tests.conftest import make_user, new_key, place
+from tests.conftest import make_user, new_key, place, staff_of, store_named
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,9 +33,10 @@ def manager_admin(manager_user):
 
 @pytest.fixture
 def cashier(db):
-    """Kitchen staff with access to the admin: may see payments, may not refund."""
+    """A cashier of "Loja 1" (the store of the orders here) with access to the admin: may see payments, may
+    not refund."""
     client = Client()
-    client.force_login(make_user("cashier", "kitchen", is_staff=True))
+    client.force_login(staff_of(make_user("cashier", "cashier", is_staff=True), store_named("Loja 1")))
     return client
 
 
@@ -328,7 +329,7 @@ def test_audit_records_cannot_be_edited_or_deleted_in_the_admin(paid, manager_ad
 
 def test_order_actions_are_audited_with_before_and_after(manager_admin, manager_user, kiosk, menu):
     order = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()
-    manager_admin.post("/admin/orders/order/", {"action": "mark_paid", "_selected_action": [order["id"]]})
+    manager_admin.post("/admin/orders/order/counter-payment/", {"ids": order["id"], "method": "cash"})
     record = AuditRecord.objects.get(object_id=order["id"])
     assert record.actor == manager_user
     assert (record.before["status"], record.after["status"]) == ("awaiting_payment", "received")

@@ -77,11 +77,79 @@ def test_last_unit_of_stock_goes_to_exactly_one_order(menu):
     assert Order.objects.count() == 1
 
 
+def test_the_last_unit_of_a_combo_part_goes_to_exactly_one_order(menu):
+    """Kiosks racing for the last Suco: half order it in a combo, half alone. One order gets it; the others
+    are out_of_stock naming it and reserve nothing (not even the combo's other parts)."""
+    from orders.models import Category, Option, OptionGroup
+
+    Product.objects.filter(pk=menu["juice"].pk).update(stock=1)
+    fries = Product.objects.create(category=menu["lanche"], name="Batata", price="12.90", stock=THREADS)
+    combo = Product.objects.create(
+        category=Category.objects.create(name="Combos", slug="combos"), name="Combo", kind="combo", price="35.00"
+    )
+    slots = [
+        OptionGroup.objects.create(product=combo, name=name, min_choices=1) for name in ("Lanche", "Batata", "Bebida")
+    ]
+    burger, side, drink = (
+        Option.objects.create(group=slot, name=part.name, product=part)
+        for slot, part in zip(slots, (menu["burger"], fries, menu["juice"]), strict=True)
+    )
+    terminals = [
+        Terminal.objects.create(
+            name=f"T{i}", store=store_named("S"), external_pos_id=f"COMBO{i}", user=make_user(f"combo-{i}", "kiosk")
+        )
+        for i in range(THREADS)
+    ]
+    in_a_combo = [
+        {
+            "product_id": combo.pk,
+            "quantity": 1,
+            "options": [{"option_id": burger.pk}, {"option_id": side.pk}, {"option_id": drink.pk}],
+        }
+    ]
+    alone = [{"product_id": menu["juice"].pk, "quantity": 1}]
+    responses = _in_parallel(lambda i: place(client_for(terminals[i].user), in_a_combo if i % 2 else alone))
+
+    winners = [r for r in responses if r.status_code == 201]
+    losers = [r for r in responses if r.status_code != 201]
+    assert len(winners) == 1, [r.status_code for r in responses]
+    assert all(r.status_code == 409 and r.json()["code"] == "out_of_stock" for r in losers)
+    assert all(r.json()["product_name"] == "Suco" for r in losers)
+    assert Product.objects.get(pk=menu["juice"].pk).stock == 0
+    sold_in_combo = winners[0].json()["items"][0]["product_id"] == combo.pk
+    assert Product.objects.get(pk=fries.pk).stock == THREADS - (1 if sold_in_combo else 0)
+    assert Order.objects.count() == 1
+
+
 def test_parallel_orders_get_distinct_pickup_numbers(terminal, menu):
     body = [{"product_id": menu["burger"].pk, "quantity": 1}]
     responses = _in_parallel(lambda i: place(client_for(terminal.user), body))
     assert all(r.status_code == 201 for r in responses)
     assert sorted(r.json()["number"] for r in responses) == list(range(1, THREADS + 1))
+
+
+def test_two_stores_number_their_parallel_orders_each_from_one(menu):
+    """Kiosks of two stores placing orders at the same instant: each store's numbers are 1..n, without a gap
+    or a duplicate, and neither store's sequence takes numbers from the other's."""
+    per_store = THREADS
+    stores = [store_named("Loja Norte"), store_named("Loja Sul")]
+    terminals = [
+        Terminal.objects.create(
+            name=f"T{i}",
+            store=stores[i % 2],
+            external_pos_id=f"PAR{i}",
+            user=make_user(f"par-{i}", "kiosk"),
+        )
+        for i in range(per_store * 2)
+    ]
+    body = [{"product_id": menu["burger"].pk, "quantity": 1}]
+    responses = _in_parallel(lambda i: place(client_for(terminals[i].user), body), count=per_store * 2)
+    assert [r.status_code for r in responses] == [201] * (per_store * 2)
+    for store in stores:
+        numbers = sorted(Order.objects.filter(store=store).values_list("number", flat=True))
+        assert numbers == list(range(1, per_store + 1)), store.slug
+    for response, terminal in zip(responses, terminals, strict=True):
+        assert response.json()["store"]["slug"] == terminal.store.slug
 
 
 def test_parallel_cancels_release_stock_once(terminal, menu):

@@ -64,6 +64,7 @@ def test_an_order_placed_and_paid_tells_its_story_in_sequence(kiosk, menu, merca
             "unit_price": "25.90",
             "line_total": "51.80",
             "note": "",
+            "options": [],
         }
     ]
     assert fiscal["customer"] is None
@@ -251,10 +252,11 @@ def test_an_order_approved_in_review_reaches_the_fiscal_receipt_once(kiosk, orde
 
 
 def test_marking_an_already_paid_order_paid_again_issues_no_second_receipt(paid):
-    """A double click on "Mark as paid", or staff marking an order Mercado Pago already paid: one
-    `order.paid`, so the fiscal issuer never prints two receipts."""
-    from payments.services.checkout import order_mark_paid_outside
+    """A double click on "Paid at the counter", or staff taking money for an order Mercado Pago already paid:
+    refused, and one `order.paid`, so the fiscal issuer never prints two receipts."""
+    from payments.services.checkout import OrderNotPayable, order_pay_at_counter
 
-    order_mark_paid_outside(order_id=paid.order_id, actor="manager1")
+    with pytest.raises(OrderNotPayable):
+        order_pay_at_counter(order_id=paid.order_id, method="cash", amount=paid.amount, actor="manager1")
     assert Event.objects.filter(order_id=paid.order_id, type="order.paid").count() == 1
     assert Event.objects.get(order_id=paid.order_id, type="payment.approved").data["paid_amount"] == "61.70"

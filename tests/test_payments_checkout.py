@@ -5,6 +5,7 @@ These tests run with real commits (transaction=True): our follow-up calls to Mer
 """
 
 import datetime
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -160,7 +161,7 @@ def test_the_order_cancelled_while_its_qr_is_made_gets_no_payable_qr(kiosk, orde
 
 
 def test_the_order_paid_at_the_counter_while_its_qr_is_made_gets_no_payable_qr(kiosk, order, mercadopago, monkeypatch):
-    from payments.services.checkout import order_mark_paid_outside
+    from payments.services.checkout import order_pay_at_counter
     from payments.simulator.client import SimulatorHttpClient
 
     real = SimulatorHttpClient.request
@@ -168,12 +169,12 @@ def test_the_order_paid_at_the_counter_while_its_qr_is_made_gets_no_payable_qr(k
     def slow_create(self, method, url, *args, **kwargs):
         answer = real(self, method, url, *args, **kwargs)
         if method == "POST" and url.endswith("/v1/orders"):
-            order_mark_paid_outside(order_id=order["id"], actor="cashier")
+            order_pay_at_counter(order_id=order["id"], method="cash", amount=Decimal("61.70"), actor="cashier")
         return answer
 
     monkeypatch.setattr(SimulatorHttpClient, "request", slow_create)
     assert checkout(kiosk, order["id"]).status_code == 409
-    payment = Payment.objects.get()
+    payment = Payment.objects.get(provider="mercadopago")
     assert payment.status == "cancelled"
     mercadopago.run_tasks()  # the worker cancels the QR at Mercado Pago
     assert gateway().get_order(payment.provider_order_id)["status"] == "canceled"
@@ -308,10 +309,10 @@ def test_marking_paid_outside_mercado_pago_cancels_the_open_qr(kiosk, order, mer
     payment = checkout(kiosk, order["id"]).json()["payment"]
     admin = Client()
     admin.force_login(manager_user)
-    admin.post("/admin/orders/order/", {"action": "mark_paid", "_selected_action": [order["id"]]})
+    admin.post("/admin/orders/order/counter-payment/", {"ids": order["id"], "method": "card_outside"})
     assert Order.objects.get(pk=order["id"]).status == "received"
     mercadopago.run_tasks()  # the worker cancels the QR at Mercado Pago
-    stored = Payment.objects.get()
+    stored = Payment.objects.get(provider="mercadopago")
     assert (stored.status, stored.provider_status) == ("cancelled", "canceled")
     assert gateway().get_order(payment["provider_order_id"])["status"] == "canceled"
 
@@ -366,7 +367,7 @@ def test_checkout_refuses_when_money_arrived_for_review_while_its_qr_was_made(ki
 
 @pytest.mark.parametrize("how", ["cancel", "paid at the counter"])
 def test_an_order_holding_money_for_review_is_neither_cancelled_nor_paid_another_way(kiosk, order, mercadopago, how):
-    from payments.services.checkout import PaymentUnderReview, order_mark_paid_outside
+    from payments.services.checkout import PaymentUnderReview, order_pay_at_counter
 
     payment = checkout(kiosk, order["id"]).json()["payment"]
     mercadopago.pay(payment["provider_order_id"], paid_amount="1.00")
@@ -376,7 +377,7 @@ def test_an_order_holding_money_for_review_is_neither_cancelled_nor_paid_another
         assert (response.status_code, response.json()["code"]) == (409, "payment_under_review")
     else:
         with pytest.raises(PaymentUnderReview):
-            order_mark_paid_outside(order_id=order["id"], actor="cashier")
+            order_pay_at_counter(order_id=order["id"], method="cash", amount=Decimal("61.70"), actor="cashier")
     assert Order.objects.get(pk=order["id"]).status == "awaiting_payment"
     assert Payment.objects.get().status == "approved"  # the money waits for a person: approve or refund
 

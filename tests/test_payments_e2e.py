@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from payments.gateway import breaker
-from tests.conftest import make_user
+from tests.conftest import make_user, staff_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +24,7 @@ def wait_for(predicate, *, timeout=15.0):
 
 
 def test_order_to_kitchen_and_a_refund_over_http(live_server, settings, terminal, menu, migration_data, workers):
-    make_user("kitchen-e2e", "kitchen")
+    staff_of(make_user("kitchen-e2e", "kitchen"), terminal.store)  # the kitchen of the kiosk's store
     make_user("manager-e2e", "manager")
     # Mercado Pago's timing, shortened: notifications a moment after the call, refunds confirmed later.
     settings.MERCADOPAGO_SIMULATOR_AUTOPUMP = True

@@ -227,15 +227,15 @@ def test_money_for_a_cancelled_order_is_refunded_automatically(kiosk, order, mer
 
 
 def test_money_for_an_order_paid_at_the_counter_is_refunded_automatically(kiosk, order, mercadopago):
-    from payments.services.checkout import order_mark_paid_outside
+    from payments.services.checkout import order_pay_at_counter
 
     payment = checkout(kiosk, order["id"])
     mercadopago.pay(payment["provider_order_id"])
     mercadopago.faults = ["timeout", "timeout"]  # the QR cancel does not get through
-    order_mark_paid_outside(order_id=order["id"], actor="cashier")
+    order_pay_at_counter(order_id=order["id"], method="cash", amount=Decimal("61.70"), actor="cashier")
     mercadopago.deliver()
-    stored = Payment.objects.get()
-    assert stored.needs_review and "staff, outside Mercado Pago" in stored.review_reason
+    stored = Payment.objects.get(provider="mercadopago")
+    assert stored.needs_review and "cash at the counter" in stored.review_reason
     assert Refund.objects.get().amount == Decimal("61.70")
     assert Order.objects.get(pk=order["id"]).status == "received"
 

@@ -109,7 +109,13 @@ def test_seed_demo_is_repeatable_and_keeps_data(settings):
     burger.save()
     call_command("seed_demo")
     assert Product.objects.get(name="X-Burger").price == 99
-    assert set(Category.objects.values_list("name", flat=True)) == {"Lanche", "Acompanhamento", "Bebida", "Sobremesa"}
+    assert set(Category.objects.values_list("name", flat=True)) == {
+        "Combos",
+        "Lanche",
+        "Acompanhamento",
+        "Bebida",
+        "Sobremesa",
+    }
     terminal = Terminal.objects.get(external_pos_id="KIOSK001")
     assert terminal.user.username == "kiosk1"
     for username, group in (("kiosk1", "kiosk"), ("kitchen1", "kitchen"), ("manager1", "manager")):

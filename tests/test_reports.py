@@ -137,6 +137,7 @@ def test_summary(data):
         "gross": D("123.40"),
         "mercadopago": D("87.60"),
         "cash": D("35.80"),
+        "card_outside": D("0.00"),
         "refunds": D("15.00"),
         "chargebacks": D("0.00"),
         "net": D("108.40"),
@@ -176,8 +177,14 @@ def test_per_day_buckets_by_local_date_and_includes_zero_days(data):
 def test_per_product_uses_the_newest_name_in_range(data):
     menu = data["menu"]
     assert reports.sales_by_product(start=START, end=END) == [
-        {"product_id": menu["burger"].pk, "product_name": "@Burger Especial", "quantity": 4, "gross": D("103.60")},
-        {"product_id": menu["juice"].pk, "product_name": "Suco", "quantity": 2, "gross": D("19.80")},
+        {
+            "product_id": menu["burger"].pk,
+            "product_name": "@Burger Especial",
+            "quantity": 4,
+            "gross": D("103.60"),
+            "in_combos": 0,
+        },
+        {"product_id": menu["juice"].pk, "product_name": "Suco", "quantity": 2, "gross": D("19.80"), "in_combos": 0},
     ]
 
 
@@ -328,12 +335,12 @@ def test_sales_csv(client, manager_user, data):
     response = _client_for(client, manager_user).get("/admin/reports/sales.csv", RANGE)
     assert response["Content-Disposition"] == 'attachment; filename="sales-2025-03-10-2025-03-13.csv"'
     assert _csv(response) == (
-        "date,orders,gross,mercadopago,cash,refunds,chargebacks,net\r\n"
-        "2025-03-10,2,87.60,87.60,0.00,0.00,0.00,87.60\r\n"
-        "2025-03-11,0,0.00,0.00,0.00,10.00,0.00,-10.00\r\n"
-        "2025-03-12,1,9.90,0.00,9.90,0.00,0.00,9.90\r\n"
-        "2025-03-13,1,25.90,0.00,25.90,5.00,0.00,20.90\r\n"
-        "total,4,123.40,87.60,35.80,15.00,0.00,108.40\r\n"
+        "date,orders,gross,mercadopago,cash,card_outside,refunds,chargebacks,net\r\n"
+        "2025-03-10,2,87.60,87.60,0.00,0.00,0.00,0.00,87.60\r\n"
+        "2025-03-11,0,0.00,0.00,0.00,0.00,10.00,0.00,-10.00\r\n"
+        "2025-03-12,1,9.90,0.00,9.90,0.00,0.00,0.00,9.90\r\n"
+        "2025-03-13,1,25.90,0.00,25.90,0.00,5.00,0.00,20.90\r\n"
+        "total,4,123.40,87.60,35.80,0.00,15.00,0.00,108.40\r\n"
     )
 
 
@@ -345,7 +352,7 @@ def test_sales_csv_sections(client, manager_user, data):
     products = client.get("/admin/reports/sales.csv", {**RANGE, "section": "products"})
     assert products["Content-Disposition"] == 'attachment; filename="sales-products-2025-03-10-2025-03-13.csv"'
     assert _csv(products) == (
-        f"product_id,product_name,quantity,gross\r\n{burger},'@Burger Especial,4,103.60\r\n{juice},Suco,2,19.80\r\n"
+        f"product_id,product_name,quantity,gross,in_combos\r\n{burger},'@Burger Especial,4,103.60,0\r\n{juice},Suco,2,19.80,0\r\n"
     )
     terminals = client.get("/admin/reports/sales.csv", {**RANGE, "section": "terminals"})
     assert _csv(terminals) == (
@@ -364,16 +371,16 @@ def test_payments_csv(client, manager_user, data, django_assert_num_queries):
     o, p = data["orders"], data["payments"]
     assert content == (
         "payment_id,created_at,order_id,pickup_number,business_date,store,terminal,status,amount,paid_amount,"
-        "refunded,refund_pending,needs_review,mercadopago_order_id,mercadopago_payment_id,external_reference\r\n"
+        "refunded,refund_pending,needs_review,mercadopago_order_id,mercadopago_payment_id,external_reference,method\r\n"
         f"{p['a'].pk},2025-03-10T12:29:00-03:00,{o['a'].pk},{o['a'].number},2025-03-10,Loja 1,Totem A,"
-        "partially_refunded,51.80,51.80,18.00,2.00,no,ORD-A,PAY-A,kp-a\r\n"
+        "partially_refunded,51.80,51.80,18.00,2.00,no,ORD-A,PAY-A,kp-a,mercadopago_qr\r\n"
         f"{p['b'].pk},2025-03-10T23:49:00-03:00,{o['b'].pk},{o['b'].number},2025-03-10,Loja 1,'+Totem B,"
-        "approved,35.80,35.80,0.00,0.00,yes,ORD-B,PAY-B,'=kp-b\r\n"
+        "approved,35.80,35.80,0.00,0.00,yes,ORD-B,PAY-B,'=kp-b,mercadopago_qr\r\n"
         f"{p['late'].pk},2025-03-12T07:00:00-03:00,{data['cancelled_unpaid'].pk},{data['cancelled_unpaid'].number},"
         f"{data['cancelled_unpaid'].business_date.isoformat()},Loja 1,Totem A,refunded,25.90,25.90,25.90,0.00,yes,,,"
-        "kp-late\r\n"
+        "kp-late,mercadopago_qr\r\n"
         f"{p['pending'].pk},2025-03-12T08:00:00-03:00,{o['unpaid'].pk},{o['unpaid'].number},"
-        f"{o['unpaid'].business_date.isoformat()},Loja 1,Totem A,pending,25.90,,0.00,0.00,no,,,kp-p\r\n"
+        f"{o['unpaid'].business_date.isoformat()},Loja 1,Totem A,pending,25.90,,0.00,0.00,no,,,kp-p,mercadopago_qr\r\n"
     )
     assert CPF not in content and "529.982.247-25" not in content and "***.982" not in content
 
@@ -423,7 +430,7 @@ def test_a_scripted_day_agrees_with_the_ledger_everywhere(
 
     from orders.models import Order
     from payments.models import PaymentEvent
-    from payments.services.checkout import order_mark_paid_outside
+    from payments.services.checkout import order_pay_at_counter
     from payments.services.refunds import refund_request
     from tests.conftest import new_key, place
 
@@ -443,7 +450,7 @@ def test_a_scripted_day_agrees_with_the_ledger_everywhere(
         mercadopago.pay(paid["provider_order_id"])
     kiosk.post(f"/api/v1/orders/{c['id']}/cancel/")  # the kiosk gives up on C just as its customer pays
     mercadopago.deliver()
-    order_mark_paid_outside(order_id=d["id"], actor="cashier")
+    order_pay_at_counter(order_id=d["id"], method="cash", amount=D("9.90"), actor="cashier")
     refund_request(payment_id=pay_a["id"], amount=D("10.00"), reason="cold fries", actor="boss")
     mercadopago.settle()
     refund_request(payment_id=pay_b["id"], amount=None, reason="wrong order", actor="boss")
@@ -458,7 +465,7 @@ def test_a_scripted_day_agrees_with_the_ledger_everywhere(
 
     today = timezone.localdate()
     summary = reports.sales_summary(start=today, end=today)
-    sold = Payment.objects.filter(settles__isnull=False)
+    sold = Payment.objects.filter(settles__isnull=False, provider="mercadopago")
     ledger_refunds = sum(
         (e.amount for e in PaymentEvent.objects.filter(type="refund_succeeded", payment__in=sold)), D("0.00")
     )
@@ -472,9 +479,10 @@ def test_a_scripted_day_agrees_with_the_ledger_everywhere(
 
     _client_for(client, manager_user)
     days = list(csv.reader(io.StringIO(_csv(client.get("/admin/reports/sales.csv", {"start": today, "end": today})))))
-    assert days[1][1:] == days[2][1:] == ["5", "149.30", "139.40", "9.90", "35.90", "25.90", "87.50"]
+    assert days[1][1:] == days[2][1:] == ["5", "149.30", "139.40", "9.90", "0.00", "35.90", "25.90", "87.50"]
     rows = list(csv.DictReader(io.StringIO(_csv(client.get("/admin/reports/payments.csv")))))
-    assert len(rows) == 5
+    assert len(rows) == 6  # five QRs, and D's cash taken at the counter
+    assert [row["method"] for row in rows].count("cash") == 1
     for row in rows:
         payment = Payment.objects.get(pk=row["payment_id"])
         assert D(row["refunded"]) == payment.refunded_amount()  # the ledger's figure

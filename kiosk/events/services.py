@@ -26,7 +26,7 @@ EVENT_TYPES = {
     "order.paid": "The order is paid (by Mercado Pago or at the counter): what a fiscal receipt needs.",
     "order.status_changed": "The order moved: received, in_preparation, ready, completed, cancelled.",
     "order.cancelled": "The order was cancelled (customer, expiry, staff, or refunded in full before delivery).",
-    "payment.approved": "Mercado Pago says the money came in.",
+    "payment.approved": "The money came in: Mercado Pago says so, or a cashier took it at the counter.",
     "payment.rejected": "Mercado Pago refused the payment.",
     "payment.expired": "The QR expired unpaid.",
     "payment.cancelled": "The QR was given up (order cancelled, paid otherwise, or replaced).",
@@ -123,6 +123,9 @@ def order_data(order) -> dict:
 
 
 def order_items(order) -> list[dict]:
+    """The order's lines, each with its options and combo parts as chosen (prices per unit, at order time)."""
+    from orders.selectors import item_options
+
     return [
         {
             "product_id": item.product_id,
@@ -131,8 +134,9 @@ def order_items(order) -> list[dict]:
             "unit_price": item.unit_price,
             "line_total": item.line_total,
             "note": item.note,
+            "options": item_options(item),
         }
-        for item in order.items.all()
+        for item in order.items.prefetch_related("options")
     ]
 
 
@@ -146,6 +150,7 @@ def payment_data(payment) -> dict:
         "reference": payment.reference,
         "order_id": str(payment.order_id),
         "status": payment.status,
+        "method": payment.method,
         "amount": payment.amount,
         "paid_amount": payment.paid_amount,
         "mercadopago": _mercadopago_ids(payment),

@@ -87,7 +87,12 @@ def _money_received(
         )
         return True, []
     if settled_by is not None or order.status != Order.Status.AWAITING_PAYMENT:
-        by = f"payment {settled_by.pk}" if settled_by else "staff, outside Mercado Pago"
+        if settled_by is None:
+            by = "staff, outside Mercado Pago"
+        elif settled_by.provider == Payment.Provider.COUNTER:
+            by = f"{settled_by.get_method_display().lower()} at the counter (payment {settled_by.pk})"
+        else:
+            by = f"payment {settled_by.pk}"
         flag_for_review(
             payment,
             f"Second payment for order #{order.number}, already paid by {by}: refunding automatically.",

@@ -7,6 +7,7 @@ lock again, record (the gateway refuses to run inside an atomic block).
 
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -15,7 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from kiosk.jobs import enqueue
-from kiosk.problems import Conflict, DomainError
+from kiosk.problems import Conflict, DomainError, Invalid
 from orders import services as order_services
 from orders.models import Order
 from payments import tasks
@@ -178,16 +179,78 @@ def order_cancel_unpaid(*, order_id, reason: str = Order.CancelReason.CUSTOMER, 
     return order
 
 
-def order_mark_paid_outside(*, order_id, actor: str) -> Order:
-    """Staff took the money another way (cash, card machine): the order goes to the kitchen and its open
-    QR is cancelled at Mercado Pago, so the customer cannot pay twice (money that still comes is refunded)."""
+# --- Money taken at the counter -------------------------------------------------------------------
+
+
+class CounterAmountMismatch(DomainError):
+    status = 422
+    code = "counter_amount_mismatch"
+
+
+COUNTER_METHODS = (Payment.Method.CASH, Payment.Method.CARD_OUTSIDE)
+
+
+def order_pay_at_counter(*, order_id, method: str, amount: Decimal, actor: str) -> Payment:
+    """A cashier took the money at the counter: cash, or a card machine outside Mercado Pago.
+
+    `amount` must be the order's total to the cent: what the books record is what paid the order (change
+    given for cash is the cashier's business, never a figure here). Under the order's lock, for an order still
+    awaiting payment: a payment (provider `counter`) that settles the order, with its ledger lines (the method,
+    the amount and who took it), the order's open QRs given up (cancelled at Mercado Pago by the worker, after
+    the commit: money that still comes through one is refunded automatically), and the order to the kitchen
+    exactly as when Mercado Pago pays (`order_mark_paid`, which emits `order.paid`).
+
+    Raises OrderNotPayable (already paid, or cancelled), PaymentUnderReview (money waits for staff review),
+    CounterAmountMismatch, or Invalid for an unknown method. Nothing is changed then.
+    """
+    if method not in COUNTER_METHODS:
+        raise Invalid(
+            f"Unknown counter payment method '{method}'.", errors={"method": [f"One of {list(COUNTER_METHODS)}."]}
+        )
     with transaction.atomic():
-        _refuse_while_money_is_held(order_id)
-        order = order_services.order_mark_paid(order_id=order_id, method="outside_mercadopago")
-        to_cancel = _give_up_open_qrs(order_id, message="order paid outside Mercado Pago", actor=actor)
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if order.status != Order.Status.AWAITING_PAYMENT:
+            raise OrderNotPayable(
+                f"Order #{order.number} is '{order.status}', not awaiting payment: there is nothing to take.",
+                current=order.status,
+            )
+        if money_held_for_review(order.pk):
+            raise PaymentUnderReview(
+                f"A payment for order #{order.number} is waiting for staff review: approve it or refund it first."
+            )
+        if amount != order.total:
+            raise CounterAmountMismatch(
+                f"Order #{order.number} totals {order.total}; {amount} was entered. Record exactly the total "
+                "(change given for cash is not recorded).",
+                order_total=f"{order.total:.2f}",
+                amount=f"{amount:.2f}",
+            )
+        label = Payment.Method(method).label
+        payment = Payment.objects.create(
+            order=order,
+            provider=Payment.Provider.COUNTER,
+            method=method,
+            amount=order.total,
+            paid_amount=order.total,
+            paid_at=timezone.now(),
+        )
+        record_event(
+            payment,
+            Event.COUNTER_PAYMENT,
+            amount=order.total,
+            message=f"{label} taken at the counter by {actor} for order #{order.number}",
+            payload={"method": method, "amount": f"{order.total:.2f}"},
+            actor=actor,
+        )
+        move_status(payment, Status.APPROVED, message=f"paid at the counter ({method})", actor=actor)
+        payment.settles = order
+        payment.save()
+        to_cancel = _give_up_open_qrs(order_id, message=f"order paid at the counter ({method})", actor=actor)
+        order_services.order_mark_paid(order_id=order.pk, method=method, payment=payment)
         if to_cancel:
             enqueue(tasks.cancel_at_provider, to_cancel)
-    return order
+    logger.info("order #%s %s paid at the counter: %s %s by %s", order.number, order.pk, method, order.total, actor)
+    return payment
 
 
 def orders_cancel_stale(*, now=None) -> int:

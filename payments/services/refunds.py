@@ -103,6 +103,11 @@ def refund_request(
         order_id = Payment.objects.values_list("order_id", flat=True).get(pk=payment_id)
         Order.objects.select_for_update().get(pk=order_id)
         payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.provider == Payment.Provider.COUNTER:
+            raise RefundNotAllowed(
+                f"Payment {payment.pk} was taken at the counter ({payment.get_method_display()}): it never went "
+                "through Mercado Pago, so give the money back at the counter."
+            )
         if payment.status not in MONEY_HELD or not payment.provider_order_id:
             raise RefundNotAllowed(f"Payment {payment.pk} is '{payment.status}': there is no money to give back.")
         refundable = refundable_amount(payment)

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from orders.models import Category, Product, StaffMember, Store, Terminal
+from orders.models import Category, Option, OptionGroup, Product, StaffMember, Store, Terminal
 
 MENU = {
     ("Lanche", "lanche", 1): [
@@ -31,6 +31,50 @@ MENU = {
     ],
 }
 
+# Added after the first menu, so that the demo's first product ids stay those the README shows.
+MORE_ITEMS = {
+    ("Acompanhamento", "acompanhamento", 2): [("Batata frita grande", "Porção de 250 g.", "16.90", None)],
+}
+
+# Option groups: name, min choices, max choices, [(option, extra price)].
+ADICIONAIS = ("Adicionais", 0, 3, [("Bacon", "4.00"), ("Queijo extra", "3.00")])
+RETIRAR = ("Retirar", 0, 2, [("Cebola", "0.00"), ("Picles", "0.00")])
+PONTO = ("Ponto da carne", 1, 1, [("Ao ponto", "0.00"), ("Bem passado", "0.00")])
+OPTION_GROUPS = {
+    "X-Burger": [ADICIONAIS, RETIRAR],
+    "X-Salada": [ADICIONAIS, RETIRAR],
+    "X-Bacon": [PONTO, ADICIONAIS, RETIRAR],
+}
+
+# Combos: (category), [(name, description, price, slots)]; a slot is (name, min, max, [(choice, extra, product)]).
+COMBOS = {
+    ("Combos", "combos", 0): [
+        ("Combo X-Burger", "X-Burger, acompanhamento e bebida; sobremesa se quiser.", "39.90", [
+            ("Lanche", 1, 1, [("X-Burger", "0.00", "X-Burger")]),
+            ("Acompanhamento", 1, 1, [
+                ("Batata média", "0.00", "Batata frita média"),
+                ("Batata grande", "2.00", "Batata frita grande"),
+                ("Onion rings", "1.50", "Onion rings"),
+            ]),
+            ("Bebida", 1, 1, [
+                ("Refrigerante", "0.00", "Refrigerante lata"),
+                ("Suco de laranja", "2.50", "Suco de laranja"),
+                ("Água", "0.00", "Água mineral"),
+            ]),
+            ("Sobremesa", 0, 1, [
+                ("Sundae", "4.00", "Sundae de chocolate"),
+                ("Torta de maçã", "3.00", "Torta de maçã"),
+            ]),
+        ]),
+    ],
+}  # fmt: skip
+
+# Upsell: what the kiosk offers with each burger.
+SUGGESTIONS = {
+    burger: ["Refrigerante lata", "Batata frita média"]
+    for burger in ("X-Burger", "X-Salada", "X-Bacon", "Veggie Burger")
+}
+
 STORES = [
     # slug, name, address, opening hours, eat in, takeaway
     ("loja-centro", "Loja Centro", "Rua XV de Novembro, 100 - Centro, Curitiba - PR", "Seg-Dom 10h-23h", True, True),
@@ -43,6 +87,7 @@ USERS = [
     ("kiosk1", "kiosk", False, "loja-centro"),
     ("kiosk2", "kiosk", False, "loja-aeroporto"),
     ("kitchen1", "kitchen", True, "loja-centro"),  # staff: the kitchen sees orders in the admin
+    ("cashier1", "cashier", True, "loja-centro"),  # staff: takes cash and card at the counter, also in the admin
     ("manager1", "manager", True, None),  # every store
 ]
 
@@ -54,7 +99,7 @@ TERMINALS = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo menu, terminal and users (kiosk1, kitchen1, manager1, admin). Keeps existing data."
+    help = "Create the demo menu, stores, terminals and users (kiosk1, kiosk2, kitchen1, cashier1, manager1, admin). Keeps existing data."
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="Run even with DEBUG off (never in production).")
@@ -63,14 +108,7 @@ class Command(BaseCommand):
     def handle(self, *args, force=False, **options):
         if not (settings.DEBUG or force):
             raise CommandError("seed_demo creates users with known passwords; it runs only with DEBUG on.")
-        for (name, slug, position), products in MENU.items():
-            category, _ = Category.objects.get_or_create(slug=slug, defaults={"name": name, "position": position})
-            for product_name, description, price, stock in products:
-                Product.objects.get_or_create(
-                    category=category,
-                    name=product_name,
-                    defaults={"description": description, "price": Decimal(price), "stock": stock},
-                )
+        self._menu()
 
         stores = {}
         for slug, name, address, hours, eat_in, takeaway in STORES:
@@ -104,8 +142,59 @@ class Command(BaseCommand):
             )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo data ready: {Category.objects.count()} categories, {Product.objects.count()} products, "
+                f"Demo data ready: {Category.objects.count()} categories, {Product.objects.count()} products "
+                f"({Product.objects.filter(kind=Product.Kind.COMBO).count()} combos), "
                 "stores loja-centro (terminal KIOSK001, kiosk1) and loja-aeroporto (KIOSK002, kiosk2), "
                 f"users {', '.join(u for u, *_ in USERS)}, admin."
             )
         )
+
+    def _menu(self) -> None:
+        """Items, their option groups, combos with their slots, and suggestions; only what is missing."""
+        products = {}
+        for menu in (MENU, MORE_ITEMS):
+            for (name, slug, position), items in menu.items():
+                category = self._category(name, slug, position)
+                for product_name, description, price, stock in items:
+                    products[product_name], _ = Product.objects.get_or_create(
+                        category=category,
+                        name=product_name,
+                        defaults={"description": description, "price": Decimal(price), "stock": stock},
+                    )
+        for product_name, groups in OPTION_GROUPS.items():
+            for position, (group_name, least, most, options) in enumerate(groups):
+                group = self._group(products[product_name], group_name, least, most, position)
+                for n, (option_name, price) in enumerate(options):
+                    Option.objects.get_or_create(
+                        group=group, name=option_name, defaults={"price": Decimal(price), "position": n}
+                    )
+        for (name, slug, position), combos in COMBOS.items():
+            category = self._category(name, slug, position)
+            for combo_name, description, price, slots in combos:
+                combo, _ = Product.objects.get_or_create(
+                    category=category,
+                    name=combo_name,
+                    defaults={"kind": Product.Kind.COMBO, "description": description, "price": Decimal(price)},
+                )
+                for slot_position, (slot_name, least, most, choices) in enumerate(slots):
+                    slot = self._group(combo, slot_name, least, most, slot_position)
+                    for n, (choice, price_extra, part) in enumerate(choices):
+                        Option.objects.get_or_create(
+                            group=slot,
+                            name=choice,
+                            defaults={"price": Decimal(price_extra), "product": products[part], "position": n},
+                        )
+        for product_name, suggested in SUGGESTIONS.items():
+            product = products[product_name]
+            if not product.suggestions.exists():  # a manager's own choice stays
+                product.suggestions.add(*(products[name] for name in suggested))
+
+    @staticmethod
+    def _category(name: str, slug: str, position: int) -> Category:
+        return Category.objects.get_or_create(slug=slug, defaults={"name": name, "position": position})[0]
+
+    @staticmethod
+    def _group(product: Product, name: str, least: int, most: int, position: int) -> OptionGroup:
+        return OptionGroup.objects.get_or_create(
+            product=product, name=name, defaults={"min_choices": least, "max_choices": most, "position": position}
+        )[0]
