@@ -297,28 +297,35 @@ def _choice_text(choice: dict) -> str:
     return text
 
 
+def apply_audited(modeladmin, request, orders, description: str, apply) -> int:
+    """Runs `apply` (a service call) on each order, audits each change and reports each refusal by order
+    number; returns how many orders changed."""
+    done = 0
+    for order in orders:
+        before = snapshot(order, AUDITED_ORDER_FIELDS)
+        try:
+            apply(order)
+        except DomainError as exc:
+            modeladmin.message_user(request, f"Order {order}: {exc.detail}", level=messages.ERROR)
+            continue
+        order.refresh_from_db()
+        audit(
+            user=request.user,
+            obj=order,
+            action=description,
+            before=before,
+            after=snapshot(order, AUDITED_ORDER_FIELDS),
+        )
+        done += 1
+    return done
+
+
 def _status_action(name: str, description: str, apply):
     """An admin action that runs one service per selected order, audits each change and reports each
     refusal by order number."""
 
     def action(modeladmin, request, queryset: QuerySet[Order]):
-        done = 0
-        for order in queryset.order_by("pk"):
-            before = snapshot(order, AUDITED_ORDER_FIELDS)
-            try:
-                changed = apply(order, request)
-            except DomainError as exc:
-                modeladmin.message_user(request, f"Order {order}: {exc.detail}", level=messages.ERROR)
-                continue
-            changed.refresh_from_db()
-            audit(
-                user=request.user,
-                obj=changed,
-                action=description,
-                before=before,
-                after=snapshot(changed, AUDITED_ORDER_FIELDS),
-            )
-            done += 1
+        done = apply_audited(modeladmin, request, queryset.order_by("pk"), description, lambda o: apply(o, request))
         if done:
             modeladmin.message_user(request, f"{description}: {done} order(s).", level=messages.SUCCESS)
 
@@ -440,25 +447,16 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             method = form.cleaned_data["method"]
             action = f"Paid at the counter ({Payment.Method(method).label})"
-            done = 0
-            for order in orders:
-                before = snapshot(order, AUDITED_ORDER_FIELDS)
-                try:
-                    payment_checkout.order_pay_at_counter(
-                        order_id=order.pk, method=method, amount=order.total, actor=request.user.get_username()
-                    )
-                except DomainError as exc:
-                    self.message_user(request, f"Order {order}: {exc.detail}", level=messages.ERROR)
-                    continue
-                order.refresh_from_db()
-                audit(
-                    user=request.user,
-                    obj=order,
-                    action=action,
-                    before=before,
-                    after=snapshot(order, AUDITED_ORDER_FIELDS),
-                )
-                done += 1
+            actor = request.user.get_username()
+            done = apply_audited(
+                self,
+                request,
+                orders,
+                action,
+                lambda order: payment_checkout.order_pay_at_counter(
+                    order_id=order.pk, method=method, amount=order.total, actor=actor
+                ),
+            )
             if done:
                 self.message_user(request, f"{action}: {done} order(s), to the kitchen.", level=messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:orders_order_changelist"))
