@@ -4,23 +4,17 @@ Dockerfile and the compose file (no Docker daemon here: the files are read, not 
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
+from tests.servers import production_gunicorn
+
 BASE = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _gunicorn_settings(**env) -> dict:
@@ -40,45 +34,14 @@ def test_gunicorn_answers_before_mercado_pago_gives_up_and_sizes_from_the_enviro
 
 
 def test_the_access_log_is_json_and_never_holds_a_query_string_or_a_cpf(tmp_path):
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DEBUG": "false",
-        "SECRET_KEY": "x" * 50,
-        "MERCADOPAGO_SIMULATOR": "true",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "GUNICORN_BIND": "127.0.0.1",
-        "PORT": str(port),
-        "GUNICORN_WORKERS": "1",
-        "GUNICORN_WORKER_TMP_DIR": str(tmp_path),
-    }
-    log = (tmp_path / "gunicorn.log").open("w+")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "kiosk.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=BASE,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        for _ in range(100):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
+    with production_gunicorn(tmp_path) as url:
         answer = requests.get(
-            f"http://127.0.0.1:{port}/api/v1/customers/?cpf=529.982.247-25&email=maria@example.com",
+            f"{url}/api/v1/customers/?cpf=529.982.247-25&email=maria@example.com",
             headers={"X-Request-ID": "req-42", "User-Agent": "totem 52998224725"},
             timeout=5,
         )
         assert answer.status_code == 401
-        time.sleep(0.3)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-    log.seek(0)
-    text = log.read()
+    text = (tmp_path / "gunicorn.log").read_text()
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     customers = [line for line in lines if line.get("path") == "/api/v1/customers/"]
     assert customers, text

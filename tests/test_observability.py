@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.conftest import new_key, place
+from tests.servers import production_gunicorn
 
 BASE = Path(__file__).resolve().parent.parent
 TOKEN = "m" * 40
@@ -212,44 +212,8 @@ def test_the_production_settings_log_json(tmp_path):
 # --- Under gunicorn: several worker processes, one set of figures ---------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_under_gunicorn_the_workers_counters_add_up_and_the_access_log_names_the_route(tmp_path):
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DEBUG": "false",
-        "SECRET_KEY": "x" * 50,
-        "MERCADOPAGO_SIMULATOR": "true",
-        "METRICS_TOKEN": TOKEN,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "GUNICORN_BIND": "127.0.0.1",
-        "PORT": str(port),
-        "GUNICORN_WORKERS": "3",
-        "GUNICORN_THREADS": "1",
-        "GUNICORN_WORKER_TMP_DIR": str(tmp_path),
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = (tmp_path / "gunicorn.log").open("w+")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "kiosk.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=BASE,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                requests.get(f"{url}/healthz", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
+    with production_gunicorn(tmp_path, METRICS_TOKEN=TOKEN, GUNICORN_WORKERS="3", GUNICORN_THREADS="1") as url:
         with requests.Session() as session:
             for _ in range(30):
                 assert session.get(f"{url}/healthz", timeout=5).status_code == 200
@@ -261,12 +225,7 @@ def test_under_gunicorn_the_workers_counters_add_up_and_the_access_log_names_the
             )
             for _ in range(4)
         ]
-        time.sleep(0.3)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-    log.seek(0)
-    text = log.read()
+    text = (tmp_path / "gunicorn.log").read_text()
     assert all(value is not None and value >= 31 for value in seen), (seen, text[-2000:])
     access = [
         json.loads(line) for line in text.splitlines() if line.startswith('{"time"') and "gunicorn.access" in line
