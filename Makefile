@@ -42,7 +42,7 @@ run: $(VENV)/.runtime-installed .env
 	@echo "    Admin (back office):  http://$(HOST):$(PORT)/admin/      admin/admin, manager1/manager1"
 	@echo "    API docs (Swagger):   http://$(HOST):$(PORT)/api/docs/"
 	@echo "    OpenAPI schema:       http://$(HOST):$(PORT)/api/schema/"
-	@echo "    Pickup board (JSON):  http://$(HOST):$(PORT)/api/v1/pickup-board/"
+	@echo "    Pickup board (JSON):  http://$(HOST):$(PORT)/api/v1/pickup-board/?store=loja-centro"
 	@echo "    Demo API users: kiosk1/kiosk1 (Loja Centro), kiosk2/kiosk2 (Loja Aeroporto), kitchen1/kitchen1, cashier1/cashier1, manager1/manager1"
 	@if [ -z "$$MERCADOPAGO_ACCESS_TOKEN" ]; then echo "    Payments: Mercado Pago simulator; a QR opens its pay page at $$SITE_URL/mp-simulator/pay/<id>/"; else echo "    Payments: live Mercado Pago"; fi
 	@echo "    Background worker:    notifications, refunds, outgoing webhooks; scheduled jobs (see Procfile)"
