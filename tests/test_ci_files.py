@@ -3,6 +3,7 @@ MySQL 8 and SQLite) and builds the image; SonarQube reads the coverage.xml that 
 pip-audit step fails on a vulnerable pin and says "NOT checked", without failing, when it has no data."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -30,10 +31,13 @@ def _runs(job: dict) -> str:
 
 
 def _make_variable(name: str) -> str:
-    """A variable of the Makefile as make expands it, without running any target."""
+    """A variable of the Makefile as make expands it, without running any target: the Makefile's own value, not
+    one a surrounding `make test PYTEST_COV=` (as .ci/run's MariaDB leg) passes down through the environment."""
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", "MAKELEVEL", name}}
     out = subprocess.run(
         ["make", "-s", "--no-print-directory", "--eval", "_print-%: ; @echo $($*)", f"_print-{name}"],
         cwd=BASE,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
