@@ -10,8 +10,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpResponseNotModified
+from django.http import HttpResponse, HttpResponseNotModified
 from django.http.response import HttpResponseBase
 from django.utils.http import http_date, parse_etags
 from drf_spectacular.types import OpenApiTypes
@@ -167,6 +168,11 @@ class MoneyField(serializers.DecimalField):
 # --- Conditional GET ------------------------------------------------------------------------------
 
 
+def _not_modified(request, etag: str) -> bool:
+    wanted = request.headers.get("If-None-Match", "")
+    return wanted.strip() == "*" or etag in {tag.removeprefix("W/") for tag in parse_etags(wanted)}
+
+
 def conditional_response(request, data, *, last_modified: datetime | None = None) -> HttpResponseBase:
     """`data` as a 200 with an ETag, or `304 Not Modified` (no body) when the client's If-None-Match holds it.
 
@@ -178,10 +184,45 @@ def conditional_response(request, data, *, last_modified: datetime | None = None
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if last_modified is not None:
         headers["Last-Modified"] = http_date(last_modified.timestamp())
-    wanted = request.headers.get("If-None-Match", "")
-    if wanted.strip() == "*" or etag in {tag.removeprefix("W/") for tag in parse_etags(wanted)}:
+    if _not_modified(request, etag):
         response = HttpResponseNotModified()
         for name, value in headers.items():
             response[name] = value
         return response
     return Response(data, headers=headers)
+
+
+# How long a rendered answer stays in the cache at most: its key changes as soon as what it shows changes, so
+# this only bounds the memory of answers nobody asks for any more.
+RENDERED_TTL = 300
+
+
+def cached_json_response(request, *, key: str, build) -> HttpResponseBase:
+    """A read that many screens poll, rendered once per state of the data: `key` names that state (a stamp
+    the database gives in one cheap query, so every process and pod agrees when it moved), `build()` returns
+    `(data, last_modified)` when no rendering of this state is cached yet. Answers the rendered JSON with an
+    ETag (a hash of the body), or 304 for If-None-Match, without re-serializing anything.
+
+    The cache is Django's (per process by default, Redis with CACHE_URL): a stale entry can only be served
+    under a key whose state still holds, so the answer is never older than the stamp."""
+    entry = cache.get(key)
+    if entry is None:
+        data, last_modified = build()
+        body = JSONRenderer().render(data)
+        etag = f'"{hashlib.sha256(body).hexdigest()[:40]}"'
+        entry = (body, etag, http_date(last_modified.timestamp()) if last_modified else None)
+        cache.set(key, entry, RENDERED_TTL)
+    body, etag, last_modified = entry
+    response = HttpResponseNotModified() if _not_modified(request, etag) else HttpResponse(body)
+    if response.status_code == 200:
+        response["Content-Type"] = "application/json"
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    if last_modified:
+        response["Last-Modified"] = last_modified
+    return response
+
+
+def cache_key(*parts) -> str:
+    """A cache key from request-controlled parts (a category slug...): hashed, so any input makes a valid key."""
+    return hashlib.sha256("\0".join(str(part) for part in parts).encode("utf-8", "surrogatepass")).hexdigest()

@@ -72,6 +72,7 @@ class Category(models.Model):
     name = models.CharField(max_length=80, unique=True)
     slug = models.SlugField(max_length=80, unique=True)
     position = models.PositiveSmallIntegerField(default=0, help_text="Order on the kiosk menu, smallest first.")
+    updated_at = models.DateTimeField(auto_now=True)  # part of the menu's stamp (selectors.menu_stamp)
 
     class Meta:
         ordering = ["position", "name"]

@@ -5,7 +5,8 @@ import datetime
 from collections import defaultdict
 
 from django.conf import settings
-from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.db import connection
+from django.db.models import Case, Count, IntegerField, Max, Prefetch, Q, QuerySet, Value, When
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -42,6 +43,22 @@ def products_for(*, user, category_slug: str | None = None) -> QuerySet[Product]
     if category_slug:
         products = products.filter(category__slug=category_slug)
     return products.order_by("category__position", "category__name", "name", "id")
+
+
+def menu_stamp() -> str:
+    """What the menu shows, in one cheap query: the latest change and the row count of categories, products,
+    option groups, options and suggestions. Every write to them moves it: saves (the admin, the API, the sold-out
+    switch) through `updated_at`, stock taken or put back by orders (their UPDATEs set `updated_at` too), and
+    deletions through the counts. Rendered menus are cached under it (views.ProductListView)."""
+    tables = [connection.ops.quote_name(m._meta.db_table) for m in (Category, Product, OptionGroup, Option)]
+    suggestions = connection.ops.quote_name(Product.suggestions.through._meta.db_table)
+    # Table names from our models, no input: nothing to inject.
+    columns = [f"(SELECT MAX(updated_at) FROM {t}), (SELECT COUNT(*) FROM {t})" for t in tables]  # noqa: S608
+    columns.append(f"(SELECT COUNT(*) FROM {suggestions}), (SELECT SUM(id) FROM {suggestions})")  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(columns)}")
+        row = cursor.fetchone()
+    return "|".join(str(value) for value in row)
 
 
 def _with_details(orders: QuerySet[Order]) -> QuerySet[Order]:
@@ -95,7 +112,10 @@ def orders_visible_to(*, user, store: Store | None = None) -> QuerySet[Order]:
     """Managers see every store's orders (`store` narrows them to one); kitchen staff and cashiers only their
     own store's (StoreNotAssigned without one; another `store` than theirs finds nothing); a kiosk only the
     orders placed on its own terminal."""
-    orders = _with_details(Order.objects.all())
+    return _with_details(_visible(Order.objects.all(), user=user, store=store))
+
+
+def _visible(orders: QuerySet[Order], *, user, store: Store | None = None) -> QuerySet[Order]:
     if has_role(user, MANAGER):
         pass
     elif works_in_one_store(user):
@@ -103,6 +123,12 @@ def orders_visible_to(*, user, store: Store | None = None) -> QuerySet[Order]:
     else:
         orders = orders.filter(terminal__user=user)
     return orders if store is None else orders.filter(store=store)
+
+
+def order_status_for_user(*, user, order_id) -> Order:
+    """Only the id, number and status of an order the caller may see (what a polling kiosk needs), in one
+    query; 404 like `order_for_user`."""
+    return get_object_or_404(_visible(Order.objects.only("id", "number", "status"), user=user), pk=order_id)
 
 
 def orders_numbered(orders: QuerySet[Order], *, number: int, business_date=None) -> QuerySet[Order]:
@@ -125,19 +151,53 @@ def order_detail(order_id) -> Order:
     return _with_details(Order.objects.all()).get(pk=order_id)
 
 
-def kitchen_queue(*, user, store: Store | None = None) -> QuerySet[Order]:
+def _kitchen_orders(*, user, store: Store | None) -> QuerySet[Order]:
+    return _visible(Order.objects.all(), user=user, store=store).filter(status__in=KITCHEN_QUEUE_STATUSES)
+
+
+def kitchen_queue(*, user, store: Store | None = None, limit: int | None = None) -> QuerySet[Order]:
     """Paid, unfinished orders the caller may see (a kitchen login: its store's; a manager: every store's, or
-    `store`'s): ready first (to hand over), then in preparation, then received; oldest first."""
+    `store`'s): ready first (to hand over), then in preparation, then received; oldest first. At most `limit`.
+    Only what a kitchen card shows: lines, choices, dining, the store; no customer, no terminal, no money."""
     rank = Case(
         *(When(status=status, then=Value(i)) for i, status in enumerate(KITCHEN_QUEUE_STATUSES)),
         output_field=IntegerField(),
     )
-    return (
-        orders_visible_to(user=user, store=store)
-        .filter(status__in=KITCHEN_QUEUE_STATUSES)
+    queue = (
+        _kitchen_orders(user=user, store=store)
+        .select_related("store")
+        .only(
+            "id",
+            "number",
+            "status",
+            "dining",
+            "created_at",
+            "received_at",
+            "in_preparation_at",
+            "ready_at",
+            "store__slug",
+            "store__name",
+        )
+        .prefetch_related(
+            Prefetch(
+                "items",
+                queryset=OrderItem.objects.order_by("id")
+                .only("id", "order_id", "product_id", "product_name", "quantity", "note")
+                .prefetch_related("options"),
+            )
+        )
         .annotate(queue_rank=rank)
         .order_by("queue_rank", "created_at", "number")
     )
+    return queue if limit is None else queue[:limit]
+
+
+def kitchen_queue_stamp(*, user, store: Store | None = None) -> tuple[int, str]:
+    """(how many orders the caller's queue holds, a stamp that moves whenever the queue does), in one query on
+    the (store, status) index: an order entering, leaving or changing status moves the count or the latest
+    `updated_at`. Displays that poll are answered from the rendering cached under it."""
+    row = _kitchen_orders(user=user, store=store).aggregate(n=Count("id"), last=Max("updated_at"))
+    return row["n"], f"{row['n']}|{row['last']}"
 
 
 def store_for_board(slug: str | None) -> Store | None:

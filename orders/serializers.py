@@ -271,6 +271,33 @@ class OrderSerializer(serializers.ModelSerializer):
         ]
 
 
+class KitchenItemSerializer(OrderItemSerializer):
+    class Meta(OrderItemSerializer.Meta):
+        fields = ["product_id", "name", "quantity", "note", "options"]
+
+
+class KitchenOrderSerializer(serializers.ModelSerializer):
+    """An order as a kitchen card shows it: what to make and for whom to call. No customer, no money."""
+
+    items = KitchenItemSerializer(many=True, read_only=True)
+    store = StoreBriefSerializer(read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "number",
+            "status",
+            "items",
+            "dining",
+            "store",
+            "created_at",
+            "received_at",
+            "in_preparation_at",
+            "ready_at",
+        ]
+
+
 class KitchenStatusSerializer(StrictMixin, serializers.Serializer):
     status = serializers.ChoiceField(choices=[str(s) for s in KITCHEN_STATUSES])
 

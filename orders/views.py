@@ -18,11 +18,13 @@ from kiosk.api import (
     BoundedLimitOffsetPagination,
     CPFLookupThrottle,
     PickupBoardThrottle,
+    cache_key,
+    cached_json_response,
     conditional_response,
 )
 from kiosk.idempotency import idempotent
 from kiosk.problems import Invalid
-from kiosk.roles import CASHIER, KIOSK, KITCHEN, MANAGER, allow, is_staff_role
+from kiosk.roles import CASHIER, KIOSK, KITCHEN, MANAGER, allow, has_role, is_staff_role, works_in_one_store
 from orders import selectors, services
 from orders.models import Customer, Option, Order, Terminal
 from orders.serializers import (
@@ -30,6 +32,7 @@ from orders.serializers import (
     CPFField,
     CustomerIdentifySerializer,
     CustomerSerializer,
+    KitchenOrderSerializer,
     KitchenStatusSerializer,
     OptionDetailSerializer,
     OptionWriteSerializer,
@@ -68,12 +71,17 @@ class ProductListView(APIView):
         description=MENU_CONDITIONAL,
     )
     def get(self, request):
-        products = list(selectors.products_for(user=request.user, category_slug=request.query_params.get("category")))
-        return conditional_response(
-            request,
-            ProductSerializer(products, many=True).data,
-            last_modified=selectors.menu_last_modified(products),
-        )
+        """The menu, rendered once per state of the menu (menu_stamp) and caller's view of it (managers see
+        the whole catalogue): polling kiosks cost one query beyond their login, or a 304."""
+        category = request.query_params.get("category")
+        audience = "catalogue" if has_role(request.user, MANAGER) else "menu"
+
+        def build():
+            products = list(selectors.products_for(user=request.user, category_slug=category))
+            return ProductSerializer(products, many=True).data, selectors.menu_last_modified(products)
+
+        key = cache_key("menu", selectors.menu_stamp(), audience, category or "")
+        return cached_json_response(request, key=key, build=build)
 
     @extend_schema(
         parameters=[OPTIONAL_IDEMPOTENCY_HEADER],
@@ -180,7 +188,7 @@ class CustomerView(APIView):
 
 
 def _terminal_of(user) -> Terminal:
-    terminal = Terminal.objects.filter(user=user).first()
+    terminal = Terminal.objects.select_related("store").filter(user=user).first()
     if terminal is None:
         raise PermissionDenied("This login is not linked to a kiosk terminal.")
     return terminal
@@ -271,7 +279,7 @@ class OrderListView(APIView):
             dining=data.get("dining", ""),
         )
         return Response(
-            OrderSerializer(selectors.order_detail(order.pk)).data,
+            OrderSerializer(order).data,  # as placed, from memory
             status=status.HTTP_201_CREATED,
             headers={"Location": f"/api/v1/orders/{order.pk}/"},
         )
@@ -301,15 +309,48 @@ class OrderCancelView(APIView):
 # --- Kitchen --------------------------------------------------------------------------------------
 
 
+KITCHEN_QUEUE_LIMIT = 200
+KITCHEN_LIMIT_PARAMETER = OpenApiParameter(
+    "limit", OpenApiTypes.INT, description=f"At most this many cards (1-500, default {KITCHEN_QUEUE_LIMIT})"
+)
+
+
 class KitchenQueueView(APIView):
     permission_classes = [allow(KITCHEN, MANAGER)]
 
-    @extend_schema(parameters=[STORE_PARAMETER], responses={200: OrderSerializer(many=True), 403: PROBLEM})
+    @extend_schema(
+        parameters=[STORE_PARAMETER, KITCHEN_LIMIT_PARAMETER],
+        responses={200: KitchenOrderSerializer(many=True), 304: None, 400: PROBLEM, 403: PROBLEM},
+        description="`X-Total-Count` says how many orders the queue holds (more than the cards when capped). "
+        + MENU_CONDITIONAL,
+    )
     def get(self, request):
-        """The store's paid, unfinished orders: ready first, then in preparation, then received; oldest first
-        within each. A kitchen login gets its own store's; a manager every store's, or `?store=`'s."""
-        queue = selectors.kitchen_queue(user=request.user, store=_store_param(request))
-        return Response(OrderSerializer(queue, many=True).data)
+        """The store's paid, unfinished orders as kitchen cards: ready first, then in preparation, then
+        received; oldest first within each. A kitchen login gets its own store's; a manager every store's, or
+        `?store=`'s. Rendered once per state of the queue: a display polling every second with `If-None-Match`
+        gets a 304 for two cheap queries while nothing moved."""
+        store, limit = _store_param(request), _limit_param(request)
+        total, stamp = selectors.kitchen_queue_stamp(user=request.user, store=store)
+        # Whose queue: the login's own store (kitchen) or every store (manager), narrowed by ?store=.
+        own = selectors.staff_store(request.user) if works_in_one_store(request.user) else None
+        scope = (own.pk if own else "all", store.pk if store else "-")
+
+        def build():
+            queue = selectors.kitchen_queue(user=request.user, store=store, limit=limit)
+            return KitchenOrderSerializer(queue, many=True).data, None
+
+        response = cached_json_response(request, key=cache_key("kitchen", scope, limit, stamp), build=build)
+        response["X-Total-Count"] = str(total)
+        return response
+
+
+def _limit_param(request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None or raw == "":
+        return KITCHEN_QUEUE_LIMIT
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise Invalid(f"Unknown limit '{raw[:20]}'.", errors={"limit": ["A number of cards from 1 to 500."]})
+    return int(raw)
 
 
 class KitchenStatusView(APIView):

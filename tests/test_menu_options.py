@@ -168,13 +168,16 @@ def test_the_menu_costs_the_same_few_queries_however_many_products_and_options(
 ):
     from django.contrib.auth.models import User
 
-    def read_menu(client):
-        with django_assert_num_queries(5):
+    def read_menu(client, queries):
+        with django_assert_num_queries(queries):
             return client.get("/api/v1/products/")
 
-    # A fresh login, as each kiosk request is (its roles are read again), then: products with their categories,
-    # option groups, options with their products, suggestions.
-    assert len(read_menu(client_for(User.objects.get(pk=terminal.user_id))).json()) == 5
+    # A fresh login, as each kiosk request is (its roles are read again), the menu's stamp, then: products with
+    # their categories, option groups, options with their products, suggestions.
+    kiosk = client_for(User.objects.get(pk=terminal.user_id))
+    assert len(read_menu(kiosk, 6).json()) == 5
+    # Nothing changed: the rendered menu is served again (roles and stamp only), to every kiosk.
+    assert len(read_menu(client_for(User.objects.get(pk=terminal.user_id)), 2).json()) == 5
     for n in range(10):
         product = Product.objects.create(category=combo_menu.lanche, name=f"Burger {n}", price=D("20.00"))
         product.suggestions.add(combo_menu.soda, combo_menu.fries)
@@ -182,7 +185,7 @@ def test_the_menu_costs_the_same_few_queries_however_many_products_and_options(
             group = OptionGroup.objects.create(product=product, name=f"G{g}", max_choices=2)
             for o in range(3):
                 Option.objects.create(group=group, name=f"O{o}", price=D("1.00"), position=o)
-    assert len(read_menu(client_for(User.objects.get(pk=terminal.user_id))).json()) == 15
+    assert len(read_menu(client_for(User.objects.get(pk=terminal.user_id)), 6).json()) == 15
 
 
 # --- Prices ---------------------------------------------------------------------------------------
@@ -316,13 +319,16 @@ def test_the_kitchen_queue_reads_the_choices_of_any_number_of_orders_in_the_same
         order = place(kiosk, [combo_item(m, drink=m.combo_soda, burger_options=[{"option_id": m.bacon.pk}])]).json()
         order_mark_paid(order_id=order["id"])
 
-    sell()
     kitchen.get("/api/v1/kitchen/orders/")  # the login's roles and store, read once
-    one = queue_queries()
+    sell()
+    one = queue_queries()  # rendered: the queue's stamp, the orders, their lines and their choices
+    assert one == 4
+    # Nothing moved: the stamp, and the rendering is served again.
+    assert queue_queries() == 1
     for _ in range(4):
         sell()
     assert queue_queries() == one
-    with django_assert_max_num_queries(one):
+    with django_assert_max_num_queries(1):
         queue = kitchen.get("/api/v1/kitchen/orders/").json()
     assert len(queue) == 5 and all(o["items"][0]["options"][0]["options"][0]["name"] == "Bacon" for o in queue)
 
@@ -673,6 +679,18 @@ def test_the_menu_answers_304_until_something_on_it_changes(kiosk, manager, comb
     Category.objects.filter(pk=m.combo.category_id).update(name="Combos do dia")
     assert kiosk.get("/api/v1/categories/", HTTP_IF_NONE_MATCH=categories_tag).status_code == 200
     assert kiosk.get("/api/v1/products/", HTTP_IF_NONE_MATCH=etag).status_code == 304
+
+    # The rendered menu is cached per state of the menu: what the admin saves or deletes shows at once too.
+    category = Category.objects.get(pk=m.combo.category_id)
+    category.slug = "combos-do-dia"
+    products = changes_the_menu(category.save)
+    assert {p["category"] for p in products if p["id"] == m.combo.pk} == {"combos-do-dia"}
+    products = changes_the_menu(lambda: Option.objects.filter(pk=m.cebola.pk).delete())
+    assert "Cebola" not in {o["name"] for p in products for g in p["option_groups"] for o in g["options"]}
+    # A cancelled order puts the juices back on the menu.
+    juices = Order.objects.filter(items__product=m.juice).get()
+    products = changes_the_menu(lambda: kiosk.post(f"/api/v1/orders/{juices.pk}/cancel/"))
+    assert "Suco" in [p["name"] for p in products]
 
 
 def test_each_role_and_filter_has_its_own_etag(kiosk, manager, combo_menu):
