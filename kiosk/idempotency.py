@@ -4,7 +4,10 @@ The key, a hash of the request, the state (processing / completed) and the store
 database, unique per (caller, key), so the guarantee holds across processes:
 - same key + same request: the stored response comes back with `Idempotent-Replayed: true`;
 - same key + a different request: 422 `idempotency_key_reused`;
-- same key while the first request is still running: 409 `idempotency_request_in_progress`.
+- same key while the first request is still running: it waits for the first to commit and gets its response
+  (handlers in one transaction, such as placing an order: the record is written in that transaction, and
+  the twin waits on its unique key), or 409 `idempotency_request_in_progress` (handlers that call Mercado
+  Pago, which commit their record first and work outside any transaction).
 Only successful (2xx) responses are stored: a request that failed changed nothing, so its key may be retried.
 The handler's writes and the stored response commit in one transaction, so a crash can never leave an
 order without its record (or the reverse).
@@ -70,7 +73,8 @@ def _claim(*, user, key: str, method: str, path: str, fingerprint: str):
     for _ in range(3):
         now = timezone.now()
         try:
-            with transaction.atomic():
+            # A savepoint only inside a caller's transaction (tests); alone, one autocommitted INSERT.
+            with transaction.atomic() if transaction.get_connection().in_atomic_block else contextlib.nullcontext():
                 record = IdempotencyRecord.objects.create(
                     user=user,
                     key=key,
@@ -121,35 +125,26 @@ def idempotent(*, required: bool = True, atomic: bool = True):
                 raise IdempotencyKeyInvalid(
                     f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} printable ASCII characters without spaces."
                 )
-            record, replay = _claim(
-                user=request.user,
-                key=key,
-                method=request.method,
-                path=request.path,
-                fingerprint=request_fingerprint(request),
-            )
+            claim = {
+                "user": request.user,
+                "key": key,
+                "method": request.method,
+                "path": request.path,
+                "fingerprint": request_fingerprint(request),
+            }
+            if atomic:
+                return _run_in_one_transaction(claim, lambda: view_method(self, request, *args, **kwargs))
+            record, replay = _claim(**claim)
             if replay is not None:
                 return replay
             try:
-                with transaction.atomic() if atomic else contextlib.nullcontext():
-                    response = view_method(self, request, *args, **kwargs)
-                    if 200 <= response.status_code < 300:
-                        body = json.loads(json.dumps(response.data, cls=DjangoJSONEncoder))
-                        completed = IdempotencyRecord.objects.filter(
-                            pk=record.pk, state=IdempotencyRecord.State.PROCESSING
-                        ).update(
-                            state=IdempotencyRecord.State.COMPLETED,
-                            response_status=response.status_code,
-                            response_body=body,
-                            response_headers={h: response[h] for h in REPLAYED_HEADERS if response.has_header(h)},
-                            updated_at=timezone.now(),
-                        )
-                        if not completed:
-                            raise _TakenOver
+                response = view_method(self, request, *args, **kwargs)
+                if 200 <= response.status_code < 300:
+                    _complete(record, response)
             except _TakenOver:
                 raise IdempotencyInProgress(
                     "This request was retried elsewhere after a long delay; retry to see the result."
-                )
+                ) from None
             except BaseException:
                 IdempotencyRecord.objects.filter(pk=record.pk).delete()
                 raise
@@ -160,6 +155,36 @@ def idempotent(*, required: bool = True, atomic: bool = True):
         return wrapper
 
     return decorator
+
+
+def _run_in_one_transaction(claim: dict, handle):
+    """The record, the handler's writes and the stored response in one transaction: one commit, and a crash
+    leaves neither an order without its record nor a record without its order. A twin request with the same
+    key waits on the record's unique key until this one commits, then gets the stored response (or, if this
+    one failed and rolled back, does the work itself)."""
+    with transaction.atomic():
+        record, replay = _claim(**claim)
+        if replay is not None:
+            return replay
+        response = handle()
+        if 200 <= response.status_code < 300:
+            _complete(record, response)
+        else:
+            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+        return response
+
+
+def _complete(record, response) -> None:
+    """Stores the response on the record this request claimed; _TakenOver if the record is no longer ours."""
+    completed = IdempotencyRecord.objects.filter(pk=record.pk, state=IdempotencyRecord.State.PROCESSING).update(
+        state=IdempotencyRecord.State.COMPLETED,
+        response_status=response.status_code,
+        response_body=json.loads(json.dumps(response.data, cls=DjangoJSONEncoder)),
+        response_headers={h: response[h] for h in REPLAYED_HEADERS if response.has_header(h)},
+        updated_at=timezone.now(),
+    )
+    if not completed:
+        raise _TakenOver
 
 
 def purge_expired_keys(*, now=None) -> int:

@@ -312,12 +312,27 @@ def _parts(choices: list[_Choice], units: int):
 
 def _save_choices(order: Order, lines: list[tuple[OrderItem, list[_Choice]]]) -> None:
     """Writes each line's choices as at order time: options and combo parts, then the parts' own options
-    under them. One insert per level; MySQL's bulk insert returns no ids, so they are read back in order."""
-    if not any(chosen for _, chosen in lines):
-        return
+    under them. One insert per level; MySQL's bulk insert returns no ids, so they are read back in order.
+    Leaves each line's rows in its prefetch cache (`item.options.all()` reads no more)."""
     if any(item.pk is None for item, _ in lines):
         for (item, _), pk in zip(lines, order.items.order_by("pk").values_list("pk", flat=True), strict=True):
             item.pk = pk
+    by_item: dict[int, list[OrderItemOption]] = defaultdict(list)
+    _insert_choices(order, lines, by_item)
+    for item, _ in lines:
+        remember_related(item, "options", by_item[id(item)])
+
+
+def remember_related(instance, relation: str, objects: list) -> None:
+    """Makes `instance.<relation>.all()` answer `objects` (rows just written) without a query, as
+    prefetch_related would have left it."""
+    queryset = getattr(instance, relation).get_queryset()
+    queryset._result_cache, queryset._prefetch_done = list(objects), True
+    instance.__dict__.setdefault("_prefetched_objects_cache", {})[relation] = queryset
+
+
+def _insert_choices(order: Order, lines, by_item: dict[int, list[OrderItemOption]]) -> None:
+    """One bulk insert per level of choices; each row also goes to its line's list in `by_item`."""
     known: set[int] = set()
     level = [(item, None, chosen) for item, chosen in lines]
     while level:
@@ -336,6 +351,7 @@ def _save_choices(order: Order, lines: list[tuple[OrderItem, list[_Choice]]]) ->
                     quantity=choice.quantity,
                 )
                 rows.append(row)
+                by_item[id(item)].append(row)
                 below.append((item, row, choice.options))
         if not rows:
             return
@@ -458,15 +474,19 @@ def order_place(
         customer=customer,
         cpf_on_receipt=bool(cpf_on_receipt and customer),
         total=total,
+        event_sequence=1,  # order.placed, emitted below
     )
     for line, _ in lines:
         line.order = order
     OrderItem.objects.bulk_create([line for line, _ in lines])
     _save_choices(order, lines)
+    # The order as it was just written, lines and choices included: the event and the answer read no more.
+    remember_related(order, "items", [line for line, _ in lines])
     emit(
         "order.placed",
         order=order,
         data={**order_data(order), "items": order_items(order), "customer_identified": customer is not None},
+        first=True,
     )
     logger.info("order placed: #%s %s total=%s terminal=%s", order.number, order.pk, total, terminal.pk)
     transaction.on_commit(ORDERS_PLACED.inc)

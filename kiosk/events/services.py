@@ -54,15 +54,19 @@ def _plain(value):
     return value
 
 
-def emit(event_type: str, *, order, data: dict, payment=None) -> Event:
-    """Writes one event of `order` (and its deliveries and their tasks) in the caller's transaction."""
+def emit(event_type: str, *, order, data: dict, payment=None, first: bool = False) -> Event:
+    """Writes one event of `order` (and its deliveries and their tasks) in the caller's transaction.
+    `first`: the order was created in this transaction with `event_sequence=1`, and this is that event."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type}")
     if not any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
         raise EventOutsideTransaction(f"{event_type} must be emitted inside the transaction of its change")
-    order_model = type(order)
-    order_model.objects.filter(pk=order.pk).update(event_sequence=F("event_sequence") + 1)
-    sequence = order_model.objects.values_list("event_sequence", flat=True).get(pk=order.pk)
+    if first:
+        sequence = 1
+    else:
+        order_model = type(order)
+        order_model.objects.filter(pk=order.pk).update(event_sequence=F("event_sequence") + 1)
+        sequence = order_model.objects.values_list("event_sequence", flat=True).get(pk=order.pk)
     correlation = current_request_id.get()
     event = Event.objects.create(
         type=event_type,
@@ -136,7 +140,11 @@ def order_items(order) -> list[dict]:
             "note": item.note,
             "options": item_options(item),
         }
-        for item in order.items.prefetch_related("options")
+        for item in (
+            order.items.all()  # just placed: in memory
+            if "items" in getattr(order, "_prefetched_objects_cache", {})
+            else order.items.prefetch_related("options")
+        )
     ]
 
 
