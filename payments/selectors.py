@@ -25,12 +25,12 @@ def kiosk_status(payment: Payment) -> str:
 
 def payment_for_kiosk(order: Order) -> Payment | None:
     """The payment a kiosk follows: the one that paid the order; else money held for review (the customer
-    must see the counter, not a QR); else the latest."""
-    payments = Payment.objects.filter(order=order)
+    must see the counter, not a QR); else the latest. One query (an order has a handful of payments)."""
+    payments = list(Payment.objects.filter(order=order).order_by("-created_at", "-id"))
     return (
-        payments.filter(settles=order).first()
-        or payments.filter(status__in=MONEY_HELD).order_by("-created_at", "-id").first()
-        or payments.order_by("-created_at", "-id").first()
+        next((p for p in payments if p.settles_id == order.pk), None)
+        or next((p for p in payments if p.status in MONEY_HELD), None)
+        or next(iter(payments), None)
     )
 
 

@@ -130,7 +130,7 @@ class OrderPaymentView(APIView):
         """The payment the kiosk follows (the one that paid the order, else the latest) and the order's
         status, from our database only: cheap enough to poll every second. `under_review` means money came
         in but did not pay the order: send the customer to the counter."""
-        order = order_selectors.order_for_user(user=request.user, order_id=order_id)
+        order = order_selectors.order_status_for_user(user=request.user, order_id=order_id)
         payment = selectors.payment_for_kiosk(order)
         if payment is None:
             raise NoPayment("This order has no payment yet: POST .../checkout/ first.")

@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -178,22 +179,26 @@ def receive(request) -> Answer:
         return Answer(
             429, code="too_many_invalid_notifications", detail="Too many invalid notifications.", retry_after=60
         )
-    delivery = WebhookDelivery.objects.create(
-        topic=topic[:40],
-        action=str(parsed_dict.get("action") or "")[:60],
-        resource_id=resource_id[:100],
-        request_id=headers.get("x-request-id", "")[:100],
-        signature=headers.get("x-signature", "")[:300],
-        signature_valid=None if legacy else not rejected,
-        signature_error=verdict.error[:200],
-        signature_id_case=verdict.id_case,
-        query=query,
-        headers=headers,
-        body=text[:REJECTED_BODY_CHARS] if rejected else text,
-        body_size=len(raw),
-        remote_addr=remote_addr,
-        status=Delivery.REJECTED if rejected else Delivery.PENDING,
-    )
+    fields = {
+        "topic": topic[:40],
+        "action": str(parsed_dict.get("action") or "")[:60],
+        "resource_id": resource_id[:100],
+        "request_id": headers.get("x-request-id", "")[:100],
+        "signature": headers.get("x-signature", "")[:300],
+        "signature_valid": None if legacy else not rejected,
+        "signature_error": verdict.error[:200],
+        "signature_id_case": verdict.id_case,
+        "query": query,
+        "headers": headers,
+        "body": text[:REJECTED_BODY_CHARS] if rejected else text,
+        "body_size": len(raw),
+        "remote_addr": remote_addr,
+        "status": Delivery.REJECTED if rejected else Delivery.PENDING,
+    }
+    if rejected or legacy:
+        delivery = WebhookDelivery.objects.create(**fields)
+    else:
+        delivery, twin = _store_signed(fields, parsed_dict)
     if body_error:
         logger.warning("notification %s rejected: %s", delivery.pk, body_error)
         return Answer(400, delivery, "invalid_body", f"Notification rejected: {body_error}.")
@@ -202,44 +207,49 @@ def receive(request) -> Answer:
         return Answer(401, delivery, "invalid_signature", f"Notification rejected: {verdict.error}.")
     if legacy:
         _note_legacy_ipn(delivery)
-    elif claim_dedupe(delivery, parsed_dict) is None:
+    elif twin is None:
         from payments import tasks
 
         enqueue(tasks.process_notification, delivery.pk)
     return Answer(200, delivery)
 
 
-def _dedupe_key(delivery: WebhookDelivery, body: dict) -> str:
-    """Mercado Pago's identifiers for a notification: a re-sent one has the same ones."""
+def _dedupe_keys(fields: dict, body: dict) -> dict[str, str | None]:
+    """Mercado Pago's identifiers for a notification: a re-sent one has the same `dedupe_key`; the same
+    signed request sent again (a replay) the same `replay_key`."""
     data = body.get("data") if isinstance(body.get("data"), dict) else {}
-    notification_id = body.get("id") or delivery.request_id
-    return (
-        f"{delivery.topic}:{delivery.resource_id}:{body.get('action', '')}:{data.get('version', '')}:{notification_id}"[
-            :255
-        ]
-    )
+    notification_id = body.get("id") or fields["request_id"]
+    topic, resource_id, request_id = fields["topic"], fields["resource_id"], fields["request_id"]
+    dedupe = f"{topic}:{resource_id}:{body.get('action', '')}:{data.get('version', '')}:{notification_id}"
+    return {"dedupe_key": dedupe[:255], "replay_key": f"{resource_id}:{request_id}"[:255] if request_id else None}
 
 
-def claim_dedupe(delivery: WebhookDelivery, body: dict) -> WebhookDelivery | None:
-    """Marks a genuine delivery with its identifiers. Returns the earlier twin when it is a copy or a replay."""
-    dedupe_key = _dedupe_key(delivery, body)
-    replay_key = f"{delivery.resource_id}:{delivery.request_id}"[:255] if delivery.request_id else None
-    try:
-        with transaction.atomic():
-            WebhookDelivery.objects.filter(pk=delivery.pk).update(dedupe_key=dedupe_key, replay_key=replay_key)
-    except IntegrityError:
-        twin = (
-            WebhookDelivery.objects.filter(Q(dedupe_key=dedupe_key) | Q(replay_key=replay_key or "-"))
-            .exclude(pk=delivery.pk)
-            .first()
-        )
-        delivery.status = Delivery.IGNORED
-        delivery.last_error = f"duplicate of delivery {twin.pk if twin else '?'}"
-        delivery.processed_at = timezone.now()
-        delivery.save(update_fields=["status", "last_error", "processed_at"])
-        return twin or delivery
-    delivery.dedupe_key, delivery.replay_key = dedupe_key, replay_key
-    return None
+def _store_signed(fields: dict, body: dict) -> tuple[WebhookDelivery, WebhookDelivery | None]:
+    """Stores a genuine delivery with its identifiers, or, when it is a copy or a replay of an earlier one, as
+    `ignored` beside it (every delivery is kept: it is the trace of what Mercado Pago sent). Returns
+    (delivery, the earlier twin or None). Two queries for a copy, one for a new notification; the unique
+    keys settle two copies arriving at the same instant."""
+    keys = _dedupe_keys(fields, body)
+    for _ in range(2):
+        twin = _twin(**keys)
+        if twin is not None:
+            delivery = WebhookDelivery.objects.create(
+                **{**fields, "status": Delivery.IGNORED},
+                last_error=f"duplicate of delivery {twin.pk}",
+                processed_at=timezone.now(),
+            )
+            return delivery, twin
+        try:
+            with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
+                return WebhookDelivery.objects.create(**fields, **keys), None
+        except IntegrityError:
+            continue  # its twin committed between our look and our insert: it is found now
+    raise RuntimeError("a notification's twin vanished while it was being stored")
+
+
+def _twin(*, dedupe_key: str, replay_key: str | None) -> WebhookDelivery | None:
+    match = Q(dedupe_key=dedupe_key) | Q(replay_key=replay_key) if replay_key else Q(dedupe_key=dedupe_key)
+    return WebhookDelivery.objects.filter(match).only("pk").first()
 
 
 def _note_legacy_ipn(delivery: WebhookDelivery) -> None:
