@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 help:
 	@echo "make run    - install, migrate, load demo data, serve on http://$(HOST):$(PORT) (SQLite, demo data, DEBUG on)"
-	@echo "make test   - install test tools and run the whole suite (SQLite, or MySQL/MariaDB via DATABASE_URL); writes coverage.xml"
+	@echo "make test   - install test tools and run the whole suite in parallel (SQLite, or MySQL/MariaDB via DATABASE_URL); writes coverage.xml"
 	@echo "make lint   - ruff check and format check, bandit, pip-audit over the pinned requirements"
 	@echo "make bench  - latency figures (orders, checkout, payment -> kitchen) over real HTTP"
 
@@ -67,8 +67,13 @@ $(VENV)/tools/.installed: requirements-tools.txt | $(BIN)/python
 # Coverage for SonarQube (sonar-project.properties reads coverage.xml; what is measured: [tool.coverage] in
 # pyproject.toml). Here, not in pytest's addopts, so that a plain `pytest` stays fast. PYTEST_COV= turns it off.
 PYTEST_COV ?= --cov --cov-report=xml:coverage.xml --cov-report=term:skip-covered
+# The suite on one process per core, up to 4 (pytest-xdist): each gets its own test database (test_<name>_gw0,
+# _gw1... on MySQL/MariaDB; its own SQLite file). Much of the suite waits on subprocesses, servers and the
+# database, so this about halves it even on 2 cores. Here, not in addopts, so that a plain `pytest` (one test,
+# a debugger) stays one process. PYTEST_XDIST= runs it in one process.
+PYTEST_XDIST ?= --numprocesses=auto --maxprocesses=4
 test: $(VENV)/.dev-installed $(VENV)/tools/.installed
-	$(BIN)/python -m pytest $(PYTEST_COV) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_COV) $(PYTEST_ARGS)
 
 # Security lint. bandit: our Python, failing from medium severity and confidence up (the low ones are ruff's S
 # rules' job, with their reasons inline); what it skips: [tool.bandit] in pyproject.toml. pip-audit: known

@@ -120,7 +120,9 @@ def test_sonar_reads_the_coverage_xml_that_make_test_writes():
     # make test: pytest-cov writes coverage.xml at the top of the checkout.
     assert "--cov-report=xml:coverage.xml" in _make_variable("PYTEST_COV").split()
     makefile = (BASE / "Makefile").read_text()
-    assert re.search(r"^test:.*\n\t\$\(BIN\)/python -m pytest \$\(PYTEST_COV\) \$\(PYTEST_ARGS\)$", makefile, re.M)
+    assert re.search(
+        r"^test:.*\n\t\$\(BIN\)/python -m pytest \$\(PYTEST_XDIST\) \$\(PYTEST_COV\) \$\(PYTEST_ARGS\)$", makefile, re.M
+    )
     assert "--cov" not in tomllib.loads((BASE / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"].get(
         "addopts", ""
     )
@@ -132,6 +134,18 @@ def test_sonar_reads_the_coverage_xml_that_make_test_writes():
     assert set(coverage["source_pkgs"]) == {"kiosk", "orders", "payments"} <= set(sources)
     ignored = (BASE / ".gitignore").read_text().split()
     assert "coverage.xml" in ignored and ".coverage" in ignored
+
+
+def test_make_test_runs_the_suite_in_parallel_and_a_plain_pytest_in_one_process():
+    """make test: pytest-xdist, one process per core (at most 4), each on its own test database; .ci/run's
+    MariaDB user may create them all (test_kiosk_ci_gw0, ...). A plain `pytest` stays one process."""
+    xdist = _make_variable("PYTEST_XDIST").split()
+    assert xdist == ["--numprocesses=auto", "--maxprocesses=4"]
+    assert re.search(r"^pytest-xdist==[\d.]+$", (BASE / "requirements-dev.txt").read_text(), re.MULTILINE)
+    addopts = tomllib.loads((BASE / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"].split()
+    assert "-n" not in addopts and "--numprocesses" not in addopts and "--create-db" in addopts
+    ci_run = (BASE / ".ci" / "run").read_text()
+    assert "GRANT ALL PRIVILEGES ON \\`test\\_${DB_NAME}%\\`.*" in ci_run
 
 
 def test_make_lint_runs_bandit_and_pip_audit_over_every_pinned_requirements_file():
