@@ -12,7 +12,7 @@ help:
 	@echo "make run    - install, migrate, load demo data, serve on http://$(HOST):$(PORT) (SQLite, demo data, DEBUG on)"
 	@echo "make test   - install test tools and run the whole suite in parallel (SQLite, or MySQL/MariaDB via DATABASE_URL); writes coverage.xml"
 	@echo "make lint   - ruff check and format check, bandit, pip-audit over the pinned requirements"
-	@echo "make bench  - latency figures (orders, checkout, payment -> kitchen) over real HTTP"
+	@echo "make bench  - throughput of the lunch-rush paths as ratios to /healthz (gunicorn, MariaDB, wrk): docs/benchmarks.md"
 
 # mysqlclient compiles against the MySQL/MariaDB client headers; install them if this machine lacks them.
 system-deps:
