@@ -86,7 +86,10 @@ lint: $(VENV)/.dev-installed $(VENV)/tools/.installed
 	$(BIN)/bandit -c pyproject.toml -q -r --severity-level medium --confidence-level medium $(BANDIT_TARGETS)
 	PIP_AUDIT=$(VENV)/tools/bin/pip-audit $(BIN)/python scripts/pip_audit.py $(addprefix -r ,$(AUDITED_REQUIREMENTS))
 
+# The load comes from wrk (Debian's package), installed here when missing and we may (root or sudo).
 bench: $(VENV)/.dev-installed
+	@command -v wrk >/dev/null 2>&1 || { if [ "$$(id -u)" -eq 0 ]; then apt-get install -y -qq wrk >/dev/null \
+	  || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; else sudo -n apt-get install -y -qq wrk; fi; }
 	$(BIN)/python scripts/bench.py
 
 format: $(VENV)/.dev-installed
