@@ -13,7 +13,7 @@ import logging
 from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, prefetch_related_objects
 
 from kiosk.events.models import Event, EventDelivery, WebhookEndpoint
 from kiosk.jobs import enqueue
@@ -130,6 +130,8 @@ def order_items(order) -> list[dict]:
     """The order's lines, each with its options and combo parts as chosen (prices per unit, at order time)."""
     from orders.selectors import item_options
 
+    # Reads only what is not already in memory (an order just placed has its lines and choices there).
+    prefetch_related_objects([order], "items__options")
     return [
         {
             "product_id": item.product_id,
@@ -140,11 +142,7 @@ def order_items(order) -> list[dict]:
             "note": item.note,
             "options": item_options(item),
         }
-        for item in (
-            order.items.all()  # just placed: in memory
-            if "items" in getattr(order, "_prefetched_objects_cache", {})
-            else order.items.prefetch_related("options")
-        )
+        for item in order.items.all()
     ]
 
 
