@@ -174,11 +174,15 @@ LANGUAGE_CODE = "pt-br"
 LANGUAGES = [("pt-br", "Português (Brasil)"), ("en", "English")]
 TIME_ZONE = "America/Sao_Paulo"
 USE_I18N = True
+# Our own catalogues (locale/pt_BR/LC_MESSAGES/django.po and djangojs.po), compiled by the build.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 # --- Static files ---------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The screens' scripts, styles and pictures (static/screens/).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -6,10 +6,11 @@ from django.db import connection
 from django.http import JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenRefreshView
 
-from kiosk import checks
+from kiosk import checks, screens
 from kiosk.auth import TokenObtainView
 from kiosk.metrics import metrics_view
 from kiosk.problems import problem_json_response
@@ -84,6 +85,13 @@ urlpatterns = [
         SpectacularSwaggerSplitView.as_view(url_name="schema", http_method_names=["get", "head"]),
         name="api-docs",
     ),
+    # The screens (kiosk/screens.py): pages over the REST API, and the words their scripts use.
+    path("kiosk/", screens.kiosk_screen, name="kiosk-screen"),
+    path("kitchen/", screens.kitchen_screen, name="kitchen-screen"),
+    path("counter/", screens.counter_screen, name="counter-screen"),
+    path("pickup/<slug:store>/", screens.pickup_screen, name="pickup-screen"),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
