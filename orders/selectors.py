@@ -177,6 +177,7 @@ def kitchen_queue(*, user, store: Store | None = None, limit: int | None = None)
             "ready_at",
             "store__slug",
             "store__name",
+            "store__time_zone",
         )
         .prefetch_related(
             Prefetch(

@@ -240,6 +240,8 @@ class TerminalBriefSerializer(serializers.Serializer):
 class StoreBriefSerializer(serializers.Serializer):
     slug = serializers.CharField()
     name = serializers.CharField()
+    # The screens show an order's times in its store's zone, whatever the device's clock says.
+    time_zone = serializers.CharField()
 
 
 class OrderSerializer(serializers.ModelSerializer):

@@ -125,6 +125,19 @@ def test_a_store_in_another_time_zone_restarts_at_its_own_midnight(menu, monkeyp
     assert [order_at(sao_paulo), order_at(manaus)] == [("2026-03-10", 2), ("2026-03-10", 1)]
 
 
+def test_orders_and_kitchen_cards_name_their_stores_time_zone(menu):
+    """The screens show times in the store's zone, not the device's: the order's store says which."""
+    manaus = store_named("Loja Manaus", time_zone="America/Manaus")
+    _, kiosk = kiosk_of(manaus, "AM")
+    order = place(kiosk, [{"product_id": menu[BURGER].pk, "quantity": 1}]).json()
+    assert order["store"] == {"slug": "loja-manaus", "name": "Loja Manaus", "time_zone": "America/Manaus"}
+    order_mark_paid(order_id=order["id"])
+    cashier = client_for(staff_of(make_user("cashier-am", "cashier"), manaus))
+    assert cashier.get("/api/v1/orders/").json()["results"][0]["store"]["time_zone"] == "America/Manaus"
+    cook = client_for(staff_of(make_user("cook-am", "kitchen"), manaus))
+    assert [card["store"]["time_zone"] for card in cook.get("/api/v1/kitchen/orders/").json()] == ["America/Manaus"]
+
+
 # --- Who sees which store's orders ----------------------------------------------------------------
 
 
