@@ -244,6 +244,21 @@ class StoreBriefSerializer(serializers.Serializer):
     time_zone = serializers.CharField()
 
 
+class StoreDiningSerializer(StoreBriefSerializer):
+    """A store as its kiosk needs it: whether to ask "eat in or take away?"."""
+
+    offers_eat_in = serializers.BooleanField()
+    offers_takeaway = serializers.BooleanField()
+
+
+class TerminalSerializer(serializers.Serializer):
+    """A kiosk's own terminal and its store (`GET /terminal/`)."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    store = StoreDiningSerializer()
+
+
 class OrderSerializer(serializers.ModelSerializer):
     items = OrderItemSerializer(many=True, read_only=True)
     customer = CustomerSerializer(read_only=True, allow_null=True)

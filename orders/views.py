@@ -41,6 +41,7 @@ from orders.serializers import (
     PickupBoardSerializer,
     ProductSerializer,
     ProductWriteSerializer,
+    TerminalSerializer,
 )
 from payments.services.checkout import order_cancel_unpaid
 
@@ -192,6 +193,16 @@ def _terminal_of(user) -> Terminal:
     if terminal is None:
         raise PermissionDenied("This login is not linked to a kiosk terminal.")
     return terminal
+
+
+class TerminalView(APIView):
+    permission_classes = [allow(KIOSK)]
+
+    @extend_schema(responses={200: TerminalSerializer, 403: PROBLEM})
+    def get(self, request):
+        """This kiosk's terminal and its store: the screen asks "eat in or take away?" only where the store
+        offers both (an order there needs `dining`)."""
+        return Response(TerminalSerializer(_terminal_of(request.user)).data)
 
 
 MAX_PICKUP_NUMBER = 2_147_483_647  # the column's largest value: beyond it, no order has the number
