@@ -18,6 +18,46 @@ requires_mysql = pytest.mark.skipif(
 )
 
 
+def pytest_configure(config):
+    """The translations as Django reads them: a catalogue (.po) newer than its compiled .mo is compiled first, so a
+    plain `pytest` after editing one (or after a pull) tests what the build would ship. Once, in the controller
+    (pytest-xdist's workers start after it)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if hasattr(config, "workerinput"):
+        return
+    for po in sorted(Path(__file__).resolve().parent.parent.glob("locale/*/LC_MESSAGES/*.po")):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        if not shutil.which("msgfmt"):
+            raise pytest.UsageError(f"{po} needs compiling and msgfmt is missing: install gettext (make test does).")
+        subprocess.run(["msgfmt", "--check-format", "-o", str(mo), str(po)], check=True)
+
+
+@pytest.fixture(autouse=True)
+def _english_unless_asked(monkeypatch):
+    """The suite reads messages in English, the source language: Django's test clients send `Accept-Language: en`
+    unless a test sends another, and each test starts with English active (code called outside a request, such
+    as a service, speaks the active language). Portuguese, the default for everyone else, is
+    tests/test_i18n.py's."""
+    from django.test.client import RequestFactory
+    from django.utils import translation
+
+    original = RequestFactory._base_environ
+
+    def base_environ(self, **request):
+        environ = original(self, **request)
+        environ.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
+        return environ
+
+    monkeypatch.setattr(RequestFactory, "_base_environ", base_environ)
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_throttles():
     """Throttle counters live in the cache: every test starts with none spent."""

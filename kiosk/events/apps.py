@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class EventsConfig(AppConfig):
@@ -6,4 +7,4 @@ class EventsConfig(AppConfig):
 
     name = "kiosk.events"
     label = "events"
-    verbose_name = "Events and webhooks"
+    verbose_name = _("Events and webhooks")

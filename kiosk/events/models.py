@@ -10,6 +10,8 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 ENVELOPE_VERSION = 1
 
@@ -19,19 +21,21 @@ def new_secret() -> str:
 
 
 class Event(models.Model):
-    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    type = models.CharField(max_length=60, db_index=True)
-    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
-    aggregate_type = models.CharField(max_length=20)  # "order" or "payment"
-    aggregate_id = models.CharField(max_length=64)
-    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="events")
-    sequence = models.PositiveIntegerField(help_text="Per order, increasing from 1 with no gaps.")
-    correlation_id = models.CharField(max_length=100, blank=True)
-    causation_id = models.CharField(max_length=100, blank=True)
-    version = models.PositiveSmallIntegerField(default=ENVELOPE_VERSION)
-    data = models.JSONField()
+    event_id = models.UUIDField(_("event id"), default=uuid.uuid4, unique=True, editable=False)
+    type = models.CharField(_("type"), max_length=60, db_index=True)
+    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now, db_index=True)
+    aggregate_type = models.CharField(_("aggregate type"), max_length=20)  # "order" or "payment"
+    aggregate_id = models.CharField(_("aggregate id"), max_length=64)
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="events", verbose_name=_("order"))
+    sequence = models.PositiveIntegerField(_("sequence"), help_text=_("Per order, increasing from 1 with no gaps."))
+    correlation_id = models.CharField(_("correlation id"), max_length=100, blank=True)
+    causation_id = models.CharField(_("causation id"), max_length=100, blank=True)
+    version = models.PositiveSmallIntegerField(_("version"), default=ENVELOPE_VERSION)
+    data = models.JSONField(_("data"))
 
     class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
         ordering = ["order_id", "sequence"]
         constraints = [models.UniqueConstraint(fields=["order", "sequence"], name="event_sequence_unique_per_order")]
 
@@ -53,15 +57,17 @@ class Event(models.Model):
 
 
 class WebhookEndpoint(models.Model):
-    url = models.URLField(max_length=500)
-    events = models.JSONField(default=list, help_text='Event types to send, or ["*"] for all.')
-    active = models.BooleanField(default=True)
-    description = models.CharField(max_length=200, blank=True)
-    secret = models.CharField(max_length=100, default=new_secret, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    url = models.URLField("URL", max_length=500)
+    events = models.JSONField(_("events"), default=list, help_text=_('Event types to send, or ["*"] for all.'))
+    active = models.BooleanField(_("active"), default=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    secret = models.CharField(_("signing secret"), max_length=100, default=new_secret, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
         ordering = ["pk"]
 
     def __str__(self) -> str:
@@ -73,28 +79,33 @@ class WebhookEndpoint(models.Model):
 
 class EventDelivery(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DELIVERED = "delivered", "Delivered"
-        DEAD = "dead", "Dead (gave up)"
+        PENDING = "pending", pgettext_lazy("delivery status", "Pending")
+        DELIVERED = "delivered", pgettext_lazy("delivery status", "Delivered")
+        DEAD = "dead", pgettext_lazy("delivery status", "Dead (gave up)")
 
-    delivery_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    delivery_id = models.UUIDField(_("delivery id"), default=uuid.uuid4, unique=True, editable=False)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("event"))
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("endpoint")
+    )
     # Copied from the event: what keeps one order's events in sequence for one endpoint.
-    order_id = models.UUIDField()
-    sequence = models.PositiveIntegerField()
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    locked_until = models.DateTimeField(null=True, blank=True, help_text="Being sent by a worker until then.")
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    order_id = models.UUIDField(_("order id"))
+    sequence = models.PositiveIntegerField(_("sequence"))
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    locked_until = models.DateTimeField(
+        _("locked until"), null=True, blank=True, help_text=_("Being sent by a worker until then.")
+    )
+    last_status_code = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-pk"]
-        verbose_name_plural = "event deliveries"
+        verbose_name = _("event delivery")
+        verbose_name_plural = _("event deliveries")
         constraints = [models.UniqueConstraint(fields=["event", "endpoint"], name="one_delivery_per_event_endpoint")]
         indexes = [
             models.Index(fields=["endpoint", "order_id", "sequence"], name="delivery_order_sequence"),
@@ -106,14 +117,18 @@ class EventDelivery(models.Model):
 
 
 class DeliveryAttempt(models.Model):
-    delivery = models.ForeignKey(EventDelivery, on_delete=models.CASCADE, related_name="attempt_log")
-    attempted_at = models.DateTimeField(default=timezone.now)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField(default=0)
-    error = models.CharField(max_length=500, blank=True)
-    response_body = models.CharField(max_length=500, blank=True)
+    delivery = models.ForeignKey(
+        EventDelivery, on_delete=models.CASCADE, related_name="attempt_log", verbose_name=_("delivery")
+    )
+    attempted_at = models.DateTimeField(_("attempted at"), default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    response_body = models.CharField(_("response body"), max_length=500, blank=True)
 
     class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
         ordering = ["-attempted_at"]
 
     def __str__(self) -> str:

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SimulatorConfig(AppConfig):
@@ -6,4 +7,4 @@ class SimulatorConfig(AppConfig):
 
     name = "payments.simulator"
     label = "mp_simulator"
-    verbose_name = "Mercado Pago simulator"
+    verbose_name = _("Mercado Pago simulator")
