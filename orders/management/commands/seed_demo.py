@@ -1,6 +1,7 @@
 """Loads the demo menu, a kiosk terminal and the demo users. For `make run` only: never in production."""
 
 from decimal import Decimal
+from urllib.parse import urljoin
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
@@ -74,6 +75,25 @@ SUGGESTIONS = {
     burger: ["Refrigerante lata", "Batata frita média"]
     for burger in ("X-Burger", "X-Salada", "X-Bacon", "Veggie Burger")
 }
+
+# Pictures for the kiosk (static/screens/menu/, drawn for the demo). Product.image_url is an absolute URL, as a
+# menu on a CDN would give: here, this site's own static files at SITE_URL.
+PICTURES = {
+    "X-Burger": "burger.svg",
+    "X-Salada": "burger-salad.svg",
+    "X-Bacon": "burger-bacon.svg",
+    "Veggie Burger": "burger-veggie.svg",
+    "Batata frita média": "fries.svg",
+    "Batata frita grande": "fries-large.svg",
+    "Onion rings": "onion-rings.svg",
+    "Refrigerante lata": "soda.svg",
+    "Suco de laranja": "orange-juice.svg",
+    "Água mineral": "water.svg",
+    "Sundae de chocolate": "sundae.svg",
+    "Torta de maçã": "apple-pie.svg",
+    "Combo X-Burger": "combo.svg",
+}
+PICTURES_PATH = "screens/menu/"
 
 STORES = [
     # slug, name, address, opening hours, eat in, takeaway
@@ -184,10 +204,23 @@ class Command(BaseCommand):
                             name=choice,
                             defaults={"price": Decimal(price_extra), "product": products[part], "position": n},
                         )
+        self._pictures()
         for product_name, suggested in SUGGESTIONS.items():
             product = products[product_name]
             if not product.suggestions.exists():  # a manager's own choice stays
                 product.suggestions.add(*(products[name] for name in suggested))
+
+    @staticmethod
+    def _pictures() -> None:
+        """A picture for each demo product without one, or with one of ours at an older SITE_URL; a manager's
+        own picture stays."""
+        base = urljoin(f"{settings.SITE_URL}/", settings.STATIC_URL) + PICTURES_PATH
+        for product in Product.objects.filter(name__in=PICTURES):
+            url = base + PICTURES[product.name]
+            ours = product.image_url.endswith(f"/{PICTURES_PATH}{PICTURES[product.name]}")
+            if product.image_url != url and (not product.image_url or ours):
+                product.image_url = url
+                product.save(update_fields=["image_url", "updated_at"])  # updated_at: the menu's ETag changes
 
     @staticmethod
     def _category(name: str, slug: str, position: int) -> Category:
