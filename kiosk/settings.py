@@ -215,7 +215,9 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF, NONCE],
-        "img-src": [SELF, "data:"],
+        # https: too: a product's image_url is an absolute URL, and a menu's pictures often live on a CDN
+        # (images cannot run code; scripts, styles and connections stay this site's own).
+        "img-src": [SELF, "data:", "https:"],
         "font-src": [SELF],
         "connect-src": [SELF],
         "object-src": [NONE],
