@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from kiosk.problems import DomainError, Invalid
 from kiosk.roles import MANAGER, has_role, works_in_one_store
-from orders.models import Category, Option, OptionGroup, Order, OrderItem, Product, StaffMember, Store
+from orders.models import Category, Option, OptionGroup, Order, OrderItem, Product, StaffMember, Store, Terminal
 from orders.services import store_business_date
 
 Status = Order.Status
@@ -97,6 +97,17 @@ def store_of_staff(user) -> Store:
             "(Staff members)."
         )
     return store
+
+
+def store_of_user(*, user, store: Store | None = None) -> Store | None:
+    """The store a login's screens are about: a kitchen or cashier login's own (None while it has none), a
+    kiosk's terminal's, a manager's `store` when one is named (else None: a manager sees every store)."""
+    if has_role(user, MANAGER):
+        return store
+    if works_in_one_store(user):
+        return staff_store(user)
+    terminal = Terminal.objects.select_related("store").filter(user_id=user.pk).first()
+    return terminal.store if terminal else None
 
 
 def store_by_slug(slug: str, *, field: str = "store") -> Store:

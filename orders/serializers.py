@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kiosk.api import MoneyField, StrictBooleanField, StrictCharField, StrictIntegerField, StrictMixin
+from kiosk.roles import ROLES
 from orders.cpf import mask_cpf, mask_email, normalize_cpf
 from orders.models import (
     MAX_NOTE_LENGTH,
@@ -257,6 +258,15 @@ class TerminalSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     store = StoreDiningSerializer()
+
+
+class MeSerializer(serializers.Serializer):
+    """Who is logged in (`GET /me/`) and the store the screens are about, so they show its name and times
+    from the start."""
+
+    username = serializers.CharField()
+    roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLES))
+    store = StoreBriefSerializer(allow_null=True)
 
 
 class OrderSerializer(serializers.ModelSerializer):

@@ -24,7 +24,7 @@ from kiosk.api import (
 )
 from kiosk.idempotency import idempotent
 from kiosk.problems import Invalid
-from kiosk.roles import CASHIER, KIOSK, KITCHEN, MANAGER, allow, has_role, is_staff_role, works_in_one_store
+from kiosk.roles import CASHIER, KIOSK, KITCHEN, MANAGER, allow, has_role, is_staff_role, roles_of, works_in_one_store
 from orders import selectors, services
 from orders.models import Customer, Option, Order, Terminal
 from orders.serializers import (
@@ -34,6 +34,7 @@ from orders.serializers import (
     CustomerSerializer,
     KitchenOrderSerializer,
     KitchenStatusSerializer,
+    MeSerializer,
     OptionDetailSerializer,
     OptionWriteSerializer,
     OrderCreateSerializer,
@@ -389,3 +390,25 @@ class PickupBoardView(APIView):
         """One store's order numbers being prepared and ready for pickup. Public: no personal data.
         `?store=<slug>` picks the store; it may be left out only while there is one active store."""
         return Response(selectors.pickup_board(selectors.store_for_board(request.query_params.get("store"))))
+
+
+# --- Who is logged in -----------------------------------------------------------------------------
+
+
+class MeView(APIView):
+    permission_classes = [ANY_ROLE]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "store", OpenApiTypes.STR, description="Store slug: a manager's screen about one store gets that store"
+            )
+        ],
+        responses={200: MeSerializer, 400: PROBLEM, 403: PROBLEM},
+    )
+    def get(self, request):
+        """The login, its roles and the store its screens are about: a kitchen or cashier login's own, a kiosk's
+        terminal's (null while it has none); a manager's is null (every store) unless `?store=` names one."""
+        store = selectors.store_of_user(user=request.user, store=_store_param(request))
+        me = {"username": request.user.get_username(), "roles": sorted(roles_of(request.user)), "store": store}
+        return Response(MeSerializer(me).data)
