@@ -65,6 +65,8 @@
   function show(name, { focus = true } = {}) {
     state.view = name;
     for (const view of document.querySelectorAll(".view")) view.hidden = view.dataset.view !== name;
+    // A word about the menu ("Added: ...") is old news on the payment's screens.
+    if (["start", "busy", "pay", "done", "problem"].includes(name)) $("toast").hidden = true;
     const heading = $(`view-${name}`).querySelector("h1");
     window.scrollTo(0, 0);
     if (focus && heading && name !== "start") heading.focus({ preventScroll: true });

@@ -5,6 +5,7 @@ reload; a retried order placement makes one order; a declined payment is tried a
 goes back to its start screen and cancels the unpaid order. The database is checked after each."""
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,6 +15,7 @@ from orders import selectors, services
 from orders.models import Option, Order, Product
 from payments.gateway import breaker
 from payments.models import Payment
+from payments.simulator import pump
 from tests.browser.conftest import screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,6 +66,7 @@ def site(live_server, settings, migration_data, workers):
     call_command("seed_demo", force=True, stdout=open("/dev/null", "w"))  # noqa: SIM115
     workers.start(SITE_URL=live_server.url)
     yield live_server.url
+    pump.stop()  # its notifications still due would reach for a database the test no longer has
     breaker.reset()
 
 
@@ -338,6 +341,35 @@ def test_a_declined_payment_is_tried_again_with_a_new_qr(kiosk):
     order = Order.objects.get()
     assert order.status == Order.Status.RECEIVED
     assert sorted(Payment.objects.filter(order=order).values_list("status", flat=True)) == ["approved", "rejected"]
+    assert_clean(page)
+
+
+def test_an_expired_qr_is_replaced_and_the_order_can_be_cancelled(kiosk, settings):
+    settings.MERCADOPAGO_QR_EXPIRATION = timedelta(seconds=4)  # on our clock; the countdown follows it
+    page = kiosk()
+    start_order(page, "takeaway")
+    add_plain(page, "Bebida", "Água mineral")
+    to_summary(page)
+    page.click("#summary-pay")
+    expect(page.locator("#view-pay")).to_be_visible()
+    expect(page.locator("#pay-countdown")).to_contain_text(re.compile(r"\b0:0[0-4]\b"))
+    first_qr = page.get_attribute("#pay-simulator-link", "href")
+
+    expect(page.locator("#view-problem")).to_be_visible(timeout=10_000)
+    screenshot(page, "kiosk-expired")
+    page.locator("#problem-actions .primary").click()  # a new QR
+    expect(page.locator("#view-pay")).to_be_visible()
+    assert page.get_attribute("#pay-simulator-link", "href") != first_qr
+
+    # The customer gives up: asked once, then the order is cancelled and the kiosk is ready for the next one.
+    page.locator("#view-pay [data-action=cancel-order]").click()
+    expect(page.locator("#cancel-dialog")).to_be_visible()
+    page.click("#cancel-yes")
+    expect(page.locator("#view-start")).to_be_visible()
+    order = Order.objects.get()
+    assert (order.status, order.cancel_reason) == (Order.Status.CANCELLED, Order.CancelReason.CUSTOMER)
+    first, second = Payment.objects.filter(order=order).order_by("created_at")
+    assert first.status == Payment.Status.EXPIRED and second.status != Payment.Status.APPROVED
     assert_clean(page)
 
 
