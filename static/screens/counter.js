@@ -2,13 +2,15 @@
 /* The counter: find today's order by its pickup number (GET /orders/?number=), see its lines, total and
  * status, take the money for an unpaid one (POST /orders/<id>/counter-payment/, cash or a card machine, with
  * one Idempotency-Key per attempt so a retry or a second click never pays twice), and today's orders
- * (GET /orders/?business_date=, the store's own date). For cash, the change is worked out for display only,
- * in whole cents: what is sent is the order's total exactly as the API gave it. */
+ * (GET /orders/?business_date=, the store's own date, its store and zone known from GET /me/ at the start).
+ * For cash, the change is worked out for display only, in whole cents: what is sent is the order's total exactly
+ * as the API gave it. */
 (() => {
   const { el, api, money, time } = Screen;
   const root = document.getElementById("counter");
   const LIST_POLL_MS = 10000;
-  const memoryKey = "kiosk-screen:counter:store";
+  const storeParam = new URLSearchParams(location.search).get("store"); // a manager at one store's counter
+  const storeFilter = storeParam ? `&store=${encodeURIComponent(storeParam)}` : "";
 
   const STATUS = {
     awaiting_payment: () => gettext("Awaiting payment"),
@@ -24,7 +26,8 @@
   };
 
   const state = {
-    store: remembered(), // {timeZone, name}
+    me: null, // GET /me/: the login and its store (null for a manager, who sees every store)
+    store: {}, // {timeZone, name}
     order: null,
     // The payment being taken: one Idempotency-Key per order and method, kept across retries of that attempt.
     attempt: null,
@@ -33,19 +36,17 @@
     typed: { orderId: null, text: "" }, // the cash received, kept when the form is drawn again
   };
 
-  function remembered() {
-    try {
-      return JSON.parse(localStorage.getItem(memoryKey) || "null") || {};
-    } catch (e) {
-      return {};
-    }
-  }
-
-  function learn(order) {
-    if (!order || !order.store) return;
-    state.store = { timeZone: order.store.time_zone, name: order.store.name };
-    localStorage.setItem(memoryKey, JSON.stringify(state.store));
-    document.getElementById("store-name").textContent = `· ${state.store.name}`;
+  /* Who is at the counter and for which store, before any order exists. A manager without ?store= sees every
+   * store: "today" is then the newest order's store's date. */
+  async function loadMe() {
+    const me = (await api(`me/${storeParam ? `?store=${encodeURIComponent(storeParam)}` : ""}`)).data;
+    state.me = me;
+    state.store = me.store
+      ? { timeZone: me.store.time_zone, name: me.store.name }
+      : { name: me.roles.includes("manager") ? gettext("All stores") : "" };
+    document.getElementById("who").textContent = me.username;
+    document.getElementById("store-name").textContent = state.store.name ? `· ${state.store.name}` : "";
+    tick();
   }
 
   const statusLabel = (status) => (STATUS[status] ? STATUS[status]() : status);
@@ -121,14 +122,13 @@
     }
     showFindError("");
     try {
-      const result = await api(`orders/?number=${number}`);
+      const result = await api(`orders/?number=${number}${storeFilter}`);
       const found = result.data.results;
       if (!found.length) {
         hideOrder();
         showFindError(interpolate(gettext("No order number %s today."), [number]));
         return;
       }
-      learn(found[0]);
       if (found.length > 1) return chooseStore(found);
       showOrder(found[0], { focus: true });
     } catch (error) {
@@ -417,13 +417,14 @@
   }
 
   async function loadToday() {
+    if (!state.me) await loadMe();
     if (!state.store.timeZone) {
-      // The store's zone comes with its orders: the newest one says which day it is there.
-      learn((await api("orders/?limit=1")).data.results[0]);
+      // Every store (a manager): the newest order's store says which day it is.
+      const newest = (await api("orders/?limit=1")).data.results[0];
+      if (newest) state.store.timeZone = newest.store.time_zone;
     }
-    const result = await api(`orders/?business_date=${businessDate()}&limit=200`);
+    const result = await api(`orders/?business_date=${businessDate()}&limit=200${storeFilter}`);
     const orders = result.data.results;
-    learn(orders[0]);
     const rows = document.getElementById("today-rows");
     rows.replaceChildren(
       ...(orders.length
@@ -480,14 +481,8 @@
 
   function start() {
     root.hidden = false;
-    const who = Screen.tokens();
-    document.getElementById("who").textContent = who && who.username ? who.username : "";
-    if (state.store.name) document.getElementById("store-name").textContent = `· ${state.store.name}`;
     document.getElementById("find-form").addEventListener("submit", find);
-    document.getElementById("logout").addEventListener("click", () => {
-      localStorage.removeItem(memoryKey);
-      Screen.logout();
-    });
+    document.getElementById("logout").addEventListener("click", () => Screen.logout());
     Screen.poll(async () => {
       try {
         await loadToday();

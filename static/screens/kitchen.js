@@ -2,7 +2,8 @@
 /* The kitchen display: the store's queue (GET /kitchen/orders/, polled with If-None-Match: a 304 costs
  * nothing) as cards in three columns, received / in preparation / ready; one tap moves an order one step
  * (POST /kitchen/orders/<id>/status/); a beep when a new order comes in (after "Turn sound on": browsers play
- * sound only after a gesture). Times in the store's time zone, ages against the server's clock. */
+ * sound only after a gesture). The store's name and time zone come from GET /me/ before any order exists;
+ * times in that zone, ages against the server's clock. */
 (() => {
   const { el, api, time } = Screen;
   const root = document.getElementById("kitchen");
@@ -23,7 +24,7 @@
     completed: () => gettext("Handed over"),
   };
   const storeParam = new URLSearchParams(location.search).get("store"); // managers pick a store
-  const memoryKey = "kiosk-screen:kitchen:store";
+  const storeQuery = storeParam ? `?store=${encodeURIComponent(storeParam)}` : "";
 
   const state = {
     etag: null,
@@ -32,17 +33,10 @@
     seen: null, // ids already shown: anything else is new (null until the first answer)
     fresh: new Map(), // id -> when it came in, for the highlight
     offset: 0, // server clock minus this device's, from the Date header
-    store: remembered(),
+    me: null, // GET /me/: the login and its store (null for a manager watching every store)
+    store: {}, // {name, timeZone} shown in the header and used for the clock
     busy: new Set(),
   };
-
-  function remembered() {
-    try {
-      return JSON.parse(localStorage.getItem(memoryKey) || "null") || {};
-    } catch (e) {
-      return {};
-    }
-  }
 
   // --- Sound: a short double beep through Web Audio --------------------------------------------
   const sound = { context: null, on: false };
@@ -230,16 +224,21 @@
       more > 0 ? interpolate(gettext("%s more orders are not shown."), [more]) : "";
   }
 
-  function remember(orders) {
-    const first = orders.find((o) => o.store);
-    if (!first) return;
-    const stores = new Set(orders.map((o) => o.store && o.store.slug));
-    state.store = {
-      timeZone: first.store.time_zone,
-      name: stores.size > 1 ? gettext("All stores") : first.store.name,
-    };
-    localStorage.setItem(memoryKey, JSON.stringify(state.store));
+  /* The store this display is about, from the start (GET /me/). A manager without ?store= watches every
+   * store: the header says so, the cards name their stores and the clock follows the first card's. */
+  async function loadMe() {
+    const me = (await api(`me/${storeQuery}`)).data;
+    state.me = me;
+    state.store = me.store
+      ? { name: me.store.name, timeZone: me.store.time_zone }
+      : { name: me.roles.includes("manager") ? gettext("All stores") : "" };
     showStore();
+  }
+
+  function followCards(orders) {
+    if (!state.me || state.me.store) return;
+    const first = orders.find((o) => o.store);
+    if (first) state.store.timeZone = first.store.time_zone;
   }
 
   function showStore() {
@@ -256,14 +255,14 @@
     state.seen = ids;
     for (const id of state.fresh.keys()) if (!ids.has(id)) state.fresh.delete(id);
     state.orders = orders;
-    remember(orders);
+    followCards(orders);
     render();
   }
 
   async function load() {
-    const query = storeParam ? `?store=${encodeURIComponent(storeParam)}` : "";
     try {
-      const result = await api(`kitchen/orders/${query}`, { etag: state.etag });
+      if (!state.me) await loadMe();
+      const result = await api(`kitchen/orders/${storeQuery}`, { etag: state.etag });
       syncClock(result.headers);
       if (state.failed) {
         state.failed = false;
@@ -335,10 +334,7 @@
     showStore();
     showSound();
     soundButton.addEventListener("click", toggleSound);
-    document.getElementById("logout").addEventListener("click", () => {
-      localStorage.removeItem(memoryKey);
-      Screen.logout();
-    });
+    document.getElementById("logout").addEventListener("click", () => Screen.logout());
     poller = Screen.poll(load, POLL_MS);
     setInterval(tick, 5000);
     tick();

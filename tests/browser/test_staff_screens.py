@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders.models import Option, Order, Product, Terminal
+from orders.models import Option, Order, Product, Store, Terminal
 from orders.services import ItemRequest, OptionRequest, order_advance, order_place
 from payments.models import Payment
 from payments.services.checkout import order_pay_at_counter
@@ -320,4 +320,57 @@ def test_the_counter_finds_an_unpaid_order_and_takes_cash_once(live_server, brow
     expect(page.locator(f'#today-rows tr[data-number="{number}"] .status-received')).to_be_visible()
     # The one answer the test cut off is the only thing the browser complained about.
     assert [e for e in errors if "ERR_CONNECTION_RESET" not in e] == []
+    context.close()
+
+
+def clock_in(zone: str) -> re.Pattern:
+    """The time now in `zone` as the screens' clocks show it (this minute or the next, if it turns meanwhile)."""
+    now = timezone.now()
+    shown = {(now + timedelta(minutes=m)).astimezone(ZoneInfo(zone)).strftime("%H:%M") for m in (0, 1)}
+    return re.compile("|".join(shown))
+
+
+def test_the_kitchen_and_the_counter_know_their_store_before_any_order(live_server, browser, demo):
+    """No order yet today: the kitchen display and the counter still name their store and keep its time (from
+    GET /me/), on a device whose clock is in Tokyo; a manager's screen about one store (?store=) does the same
+    and lists only that store's orders."""
+    Store.objects.filter(slug="loja-aeroporto").update(time_zone="America/Manaus")
+    assert not Order.objects.exists()
+
+    def screen(path: str, username: str):
+        context = browser.new_context(locale="pt-BR", timezone_id="Asia/Tokyo", viewport={"width": 1440, "height": 900})
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        page.js_errors = watch_errors(page)
+        login(page, f"{live_server.url}{path}", username)
+        return context, page
+
+    for path, username, store, zone in (
+        ("/kitchen/", "kitchen1", "Loja Centro", "America/Sao_Paulo"),
+        ("/kitchen/?store=loja-aeroporto", "manager1", "Loja Aeroporto", "America/Manaus"),
+        ("/counter/", "cashier1", "Loja Centro", "America/Sao_Paulo"),
+    ):
+        context, page = screen(path, username)
+        expect(page.locator("#store-name")).to_contain_text(store)
+        expect(page.locator("#clock")).to_have_text(clock_in(zone))
+        assert page.js_errors == [], (path, page.js_errors)
+        context.close()
+
+    # A manager at the airport's counter: today's orders there, not the centre's.
+    centre = place(
+        client_for(User.objects.get(username="kiosk1")),
+        [{"product_id": product("X-Burger"), "quantity": 1}],
+        dining="takeaway",
+    )
+    airport = place(
+        client_for(User.objects.get(username="kiosk2")), [{"product_id": product("X-Burger"), "quantity": 1}]
+    )
+    context, page = screen("/counter/?store=loja-aeroporto", "manager1")
+    expect(page.locator("#store-name")).to_contain_text("Loja Aeroporto")
+    expect(page.locator("#who")).to_have_text("manager1")
+    expect(page.locator("#today-rows tr")).to_have_count(1)
+    expect(page.locator(f'#today-rows tr[data-number="{airport.json()["number"]}"]')).to_be_visible()
+    placed = Order.objects.get(pk=airport.json()["id"]).created_at.astimezone(ZoneInfo("America/Manaus"))
+    expect(page.locator("#today-rows tr td").nth(1)).to_have_text(placed.strftime("%H:%M"))
+    assert centre.status_code == 201 and page.js_errors == []
     context.close()
