@@ -1189,6 +1189,7 @@
     stopPayment();
     state.order = null; // the counter takes it from here: never cancelled from the kiosk
     problem({
+      // Translators: money came in that did not pay the order; staff look at it ("Procure o balcão").
       title: gettext("Please go to the counter"),
       text: gettext("We received a payment that a staff member needs to check. Show this number at the counter:"),
       number,

@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import requests
 from django.core.management import call_command
 
 from orders import selectors, services
@@ -341,6 +342,34 @@ def test_a_declined_payment_is_tried_again_with_a_new_qr(kiosk):
     order = Order.objects.get()
     assert order.status == Order.Status.RECEIVED
     assert sorted(Payment.objects.filter(order=order).values_list("status", flat=True)) == ["approved", "rejected"]
+    assert_clean(page)
+
+
+def test_money_that_does_not_pay_the_order_sends_the_customer_to_the_counter(kiosk, site):
+    page = kiosk()
+    start_order(page, "eat_in")
+    add_plain(page, "Sobremesa", "Sundae de chocolate")
+    to_summary(page)
+    page.click("#summary-pay")
+    expect(page.locator("#view-pay")).to_be_visible()
+    # The buyer's app pays the wrong amount: the money waits for staff, the kiosk must not charge again.
+    provider_order = page.get_attribute("#pay-simulator-link", "href").rstrip("/").rsplit("/", 1)[-1]
+    paid = requests.post(
+        f"{site}/mp-simulator/v1/orders/{provider_order}/simulate",
+        json={"outcome": "approved", "paid_amount": "1.00"},
+        timeout=10,
+    )
+    assert paid.status_code == 200, paid.text
+
+    expect(page.locator("#view-problem")).to_be_visible()
+    order = Order.objects.get()
+    expect(page.locator("#problem-number")).to_have_text(str(order.number))
+    screenshot(page, "kiosk-see-the-counter")
+    page.locator("#problem-actions .primary").click()
+    expect(page.locator("#view-start")).to_be_visible()
+    order.refresh_from_db()
+    assert order.status == Order.Status.AWAITING_PAYMENT  # left to the counter, not cancelled by the kiosk
+    assert Payment.objects.get(order=order).paid_amount == Decimal("1.00")
     assert_clean(page)
 
 
