@@ -384,12 +384,16 @@ class PickupBoardView(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("store", OpenApiTypes.STR, description="Store slug; optional with one store")],
-        responses={200: PickupBoardSerializer, 400: PROBLEM, 404: PROBLEM},
+        responses={200: PickupBoardSerializer, 304: None, 400: PROBLEM, 404: PROBLEM},
+        description=MENU_CONDITIONAL,
     )
     def get(self, request):
         """One store's order numbers being prepared and ready for pickup. Public: no personal data.
-        `?store=<slug>` picks the store; it may be left out only while there is one active store."""
-        return Response(selectors.pickup_board(selectors.store_for_board(request.query_params.get("store"))))
+        `?store=<slug>` picks the store; it may be left out only while there is one active store. The board is
+        one small query: its ETag is a hash of the answer, so a TV polling with `If-None-Match` gets a 304
+        exactly while the numbers stay the same."""
+        board = selectors.pickup_board(selectors.store_for_board(request.query_params.get("store")))
+        return conditional_response(request, board)
 
 
 # --- Who is logged in -----------------------------------------------------------------------------

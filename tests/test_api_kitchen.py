@@ -141,3 +141,23 @@ def test_pickup_board_forgets_orders_from_long_ago(orders, settings):
     Order.objects.filter(pk=o1).update(created_at=timezone.now() - settings.PICKUP_BOARD_WINDOW * 2)
     board = client_for(None).get("/api/v1/pickup-board/").json()
     assert board["ready"] == [Order.objects.get(pk=o2).number]
+
+
+def test_a_tv_polling_the_pickup_board_gets_304_until_a_number_moves(orders):
+    o1, o2, *_ = orders
+    _move(o1, S.RECEIVED, S.IN_PREPARATION)
+    tv = client_for(None)
+    first = tv.get("/api/v1/pickup-board/", {"store": "loja-1"})
+    etag = first["ETag"]
+    assert first.status_code == 200 and etag
+    unchanged = tv.get("/api/v1/pickup-board/", {"store": "loja-1"}, HTTP_IF_NONE_MATCH=etag)
+    assert (unchanged.status_code, unchanged.content, unchanged["ETag"]) == (304, b"", etag)
+    # Another order paid, not yet being prepared: nothing new on the board, still 304.
+    _move(o2, S.RECEIVED)
+    assert tv.get("/api/v1/pickup-board/", {"store": "loja-1"}, HTTP_IF_NONE_MATCH=etag).status_code == 304
+    # Ours is ready: a new answer with a new ETag, then 304 again.
+    _move(o1, S.READY)
+    ready = tv.get("/api/v1/pickup-board/", {"store": "loja-1"}, HTTP_IF_NONE_MATCH=etag)
+    assert (ready.status_code, ready.json()["ready"]) == (200, [Order.objects.get(pk=o1).number])
+    assert ready["ETag"] != etag
+    assert tv.get("/api/v1/pickup-board/", {"store": "loja-1"}, HTTP_IF_NONE_MATCH=ready["ETag"]).status_code == 304

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from orders.models import Option, OptionGroup, Order, Product
-from orders.services import order_mark_paid
+from orders.services import order_advance, order_mark_paid
 from tests.conftest import place
 from tests.test_payments_notifications import signed_post
 
@@ -25,6 +25,7 @@ PLACE_ORDER = 16  # claim, terminal, products, options, groups, counter x2, orde
 POLL = 4
 NOTIFICATION_COPY = 2
 KITCHEN_RENDERED, KITCHEN_CACHED = 7, 4
+PICKUP_BOARD = 2  # the store, its numbers (no login: a public TV)
 
 
 def bearer(user) -> APIClient:
@@ -121,3 +122,22 @@ def test_the_kitchen_queue_costs_the_same_for_3_or_40_orders(terminal, kitchen_u
         status=Order.Status.READY, updated_at=datetime.datetime.now(datetime.UTC)
     )
     assert kitchen.get("/api/v1/kitchen/orders/", HTTP_IF_NONE_MATCH=etag).status_code == 200
+
+
+def test_the_pickup_board_costs_the_same_for_3_or_40_orders_and_for_a_304(terminal, menu):
+    kiosk, tv = bearer(terminal.user), APIClient()
+
+    def prepare(n):
+        for _ in range(n):
+            order_id = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()["id"]
+            order_mark_paid(order_id=order_id)
+            order_advance(order_id=order_id, status=Order.Status.IN_PREPARATION)
+
+    prepare(3)
+    few = queries(lambda: tv.get("/api/v1/pickup-board/?store=loja-1"))
+    prepare(37)
+    many = queries(lambda: tv.get("/api/v1/pickup-board/?store=loja-1"))
+    etag = tv.get("/api/v1/pickup-board/?store=loja-1")["ETag"]
+    unchanged = queries(lambda: tv.get("/api/v1/pickup-board/?store=loja-1", HTTP_IF_NONE_MATCH=etag))
+    assert few == many == unchanged <= PICKUP_BOARD
+    assert len(tv.get("/api/v1/pickup-board/?store=loja-1").json()["in_preparation"]) == 40

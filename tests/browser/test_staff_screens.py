@@ -154,6 +154,11 @@ def test_the_kitchen_advances_a_paid_order_and_the_pickup_board_follows(
     expect(tv.locator(f'#ready [data-number="{ready.number}"]')).to_be_visible()
     expect(tv.locator(f'#preparing [data-number="{late.number}"]')).to_be_visible()
     expect(tv.locator(f'[data-number="{number}"]')).to_have_count(0)
+    # The TV asks every few seconds, cheaply: while no number moves, 304 to its If-None-Match.
+    unchanged = tv.wait_for_event(
+        "response", lambda r: "/api/v1/pickup-board/" in r.url and r.status == 304, timeout=10_000
+    )
+    assert unchanged.request.headers.get("if-none-match")
 
     # The kitchen display on a device whose clock is in Tokyo: times are still the store's (São Paulo).
     kitchen_context = browser.new_context(
