@@ -385,7 +385,6 @@ class PickupBoardView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("store", OpenApiTypes.STR, description="Store slug; optional with one store")],
         responses={200: PickupBoardSerializer, 304: None, 400: PROBLEM, 404: PROBLEM},
-        description=MENU_CONDITIONAL,
     )
     def get(self, request):
         """One store's order numbers being prepared and ready for pickup. Public: no personal data.
