@@ -180,7 +180,7 @@
   function picture(url, name, className = "picture") {
     const placeholder = () => el("span", { class: `${className} placeholder`, "aria-hidden": "true" }, name.slice(0, 1));
     if (!url || !loadable(url)) return placeholder();
-    const image = el("img", { class: className, src: url, alt: "", loading: "lazy", decoding: "async" });
+    const image = el("img", { class: className, src: url, alt: "", decoding: "async" });
     image.addEventListener("error", () => image.replaceWith(placeholder()), { once: true });
     return image;
   }
