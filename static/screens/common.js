@@ -59,11 +59,12 @@ const Screen = (() => {
   }
 
   /* One API call. Answers {status, data, headers}; a 4xx/5xx problem throws ApiError with its `detail`
-   * (already in the page's language: the API translates by Accept-Language). A 401 refreshes the login once;
-   * if that fails the screen goes back to its login form. */
+   * (in the page's language: the API translates by Accept-Language, sent as the page's, which the language
+   * switch may have changed from the browser's). A 401 refreshes the login once; if that fails the screen goes
+   * back to its login form. */
   async function api(path, { method = "GET", body, headers = {}, idempotencyKey, etag, auth = true } = {}) {
     const send = async () => {
-      const h = { Accept: "application/json", ...headers };
+      const h = { Accept: "application/json", "Accept-Language": language(), ...headers };
       if (body !== undefined) h["Content-Type"] = "application/json";
       if (idempotencyKey) h["Idempotency-Key"] = idempotencyKey;
       if (etag) h["If-None-Match"] = etag;
@@ -233,6 +234,12 @@ const Screen = (() => {
       box.hidden = true;
     }, ms);
   }
+
+  /* The language switch (templates/screens/language.html): choosing a language sends its form at once. */
+  document.addEventListener("change", (event) => {
+    const select = event.target.closest && event.target.closest("select[data-submit-on-change]");
+    if (select && select.form) select.form.submit();
+  });
 
   return { api, ApiError, login, logout, tokens, el, money, time, newKey, poll, toast, language };
 })();

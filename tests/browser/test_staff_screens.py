@@ -358,6 +358,9 @@ def test_the_kitchen_and_the_counter_know_their_store_before_any_order(live_serv
         context, page = screen(path, username)
         expect(page.locator("#store-name")).to_contain_text(store)
         expect(page.locator("#clock")).to_have_text(clock_in(zone))
+        # Logged in, the language switch is in the top bar, not in the corner over the cards.
+        expect(page.locator(".topbar .language-switch select")).to_have_value("pt-br")
+        expect(page.locator(".screen-language")).to_be_hidden()
         assert page.js_errors == [], (path, page.js_errors)
         context.close()
 
@@ -379,3 +382,34 @@ def test_the_kitchen_and_the_counter_know_their_store_before_any_order(live_serv
     expect(page.locator("#today-rows tr td").nth(1)).to_have_text(placed.strftime("%H:%M"))
     assert centre.status_code == 201 and page.js_errors == []
     context.close()
+
+
+def test_the_pickup_board_switches_to_english_and_back(live_server, page, demo):
+    """A pt-BR browser: the board reads in Portuguese; the language switch turns it to English (the page, its
+    scripts' words and the API's answers), the choice stays on a reload, and it switches back."""
+    board = f"{live_server.url}/pickup/loja-centro/"
+    page.goto(board)
+    switch = page.locator(".board-head .language-switch select")
+    expect(page.locator("#lane-preparing")).to_have_text("Em preparação")
+    expect(page.locator("#lane-ready")).to_have_text("Pronto")
+    expect(switch).to_have_value("pt-br")
+
+    with page.expect_request(lambda r: "/api/v1/pickup-board/" in r.url) as polled:
+        switch.select_option("en")
+    expect(page).to_have_url(board)
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#lane-preparing")).to_have_text("In preparation")
+    expect(page.locator("#lane-ready")).to_have_text("Ready")
+    # The scripts' catalogue follows (its formats too: Django's JavaScript catalogue carries them).
+    assert page.evaluate("get_format('DECIMAL_SEPARATOR')") == "."
+    assert polled.value.headers["accept-language"] == "en"
+    page.reload()
+    expect(page.locator("#lane-preparing")).to_have_text("In preparation")
+    expect(switch).to_have_value("en")
+    screenshot(page, "pickup-english")
+
+    switch.select_option("pt-br")
+    expect(page.locator("#lane-preparing")).to_have_text("Em preparação")
+    expect(page.locator("html")).to_have_attribute("lang", "pt-br")
+    assert page.evaluate("get_format('DECIMAL_SEPARATOR')") == ","
+    assert page.js_errors == []
