@@ -10,6 +10,7 @@
   const POLL_MS = 3000;
   const HIGHLIGHT_MS = 30 * 1000; // a newly ready number stands out this long
   const state = { etag: null, ready: null, since: new Map() };
+  const SIZES = ["few", "some", "many", "most", "least"]; // pickup.css: each a step smaller
 
   function numbers(list, values, fresh) {
     list.replaceChildren(
@@ -17,7 +18,16 @@
         el("li", { class: fresh(n) ? "number new" : "number", dataset: { number: n } }, String(n)),
       ),
     );
-    list.dataset.size = values.length > 24 ? "many" : values.length > 12 ? "some" : "few";
+    fit(list);
+  }
+
+  /* The largest size at which every number of the lane shows (the lane clips what would overflow it). */
+  function fit(list) {
+    const lane = list.closest(".lane");
+    for (const size of SIZES) {
+      list.dataset.size = size;
+      if (lane.scrollHeight <= lane.clientHeight + 1) return;
+    }
   }
 
   function show(board) {
@@ -72,6 +82,7 @@
   }
 
   Screen.poll(load, POLL_MS);
+  window.addEventListener("resize", () => document.querySelectorAll(".numbers").forEach(fit));
   tick();
   setInterval(tick, 5000);
 })();

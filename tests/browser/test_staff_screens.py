@@ -207,6 +207,10 @@ def test_the_kitchen_advances_a_paid_order_and_the_pickup_board_follows(
     expect(tv.locator(f'#preparing [data-number="{number}"]')).to_have_count(0)
     expect(tv.locator(f'#ready [data-number="{ready.number}"]')).not_to_have_class(re.compile(r"\bnew\b"))
     screenshot(tv, "pickup")
+    # Large enough to read across the room: in preparation at least 7% of the TV's height, ready half as large again.
+    size = "s => parseFloat(getComputedStyle(document.querySelector(s)).fontSize)"
+    preparing_size, ready_size = tv.evaluate(f"['#preparing .number', '#ready .number'].map({size})")
+    assert preparing_size >= 900 * 0.07 and ready_size >= 1.5 * preparing_size
 
     # A new order comes in while the kitchen watches: it shows up by itself, highlighted, with a beep.
     beeps = int(kitchen.evaluate("document.body.dataset.beeps || '0'"))
