@@ -15,6 +15,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse, HttpResponseNotModified
 from django.http.response import HttpResponseBase
 from django.utils.http import http_date, parse_etags
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -58,11 +60,14 @@ class StrictJSONParser(JSONParser):
         except LookupError:
             canonical = None
         if canonical not in ALLOWED_CHARSETS:
-            raise UnsupportedMediaType(media_type, detail=f"Unsupported charset '{encoding}'; send UTF-8 JSON.")
+            raise UnsupportedMediaType(
+                media_type,
+                detail=gettext("Unsupported charset '%(charset)s'; send UTF-8 JSON.") % {"charset": encoding},
+            )
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
-            raise ParseError("JSON parse error - the document is nested too deeply.")
+            raise ParseError(gettext("JSON parse error - the document is nested too deeply."))
 
 
 def parse_json_safely(raw: bytes):
@@ -114,7 +119,7 @@ class StrictMixin:
             writable = {name for name, field in self.fields.items() if not field.read_only}
             unknown = sorted(set(data) - writable)
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+                raise serializers.ValidationError({name: [gettext("Unknown field.")] for name in unknown})
         return super().to_internal_value(data)
 
 
@@ -151,7 +156,7 @@ _MONEY = re.compile(r"^[0-9]{1,8}(\.[0-9]{1,2})?$")
 class MoneyField(serializers.DecimalField):
     """Money in, as in out: a decimal string such as "25.90". Never a float."""
 
-    default_error_messages = {"format": 'Send money as a decimal string with up to 2 decimals, e.g. "25.90".'}
+    default_error_messages = {"format": _('Send money as a decimal string with up to 2 decimals, e.g. "25.90".')}
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_digits", 10)

@@ -5,6 +5,7 @@ the blacklist app, CHECK_REVOKE_TOKEN, CHECK_USER_IS_ACTIVE; this module only cl
 from axes.helpers import get_cool_off
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.utils.translation import gettext, ngettext
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings
@@ -23,10 +24,10 @@ class RefreshSerializer(TokenRefreshSerializer):
         user_id = refresh.payload.get(api_settings.USER_ID_CLAIM)
         user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
         if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
-            raise AuthenticationFailed("No active account found for the given token.", "no_active_account")
+            raise AuthenticationFailed(gettext("No active account found for the given token."), "no_active_account")
         claim = refresh.payload.get(api_settings.REVOKE_TOKEN_CLAIM)
         if api_settings.CHECK_REVOKE_TOKEN and claim != get_md5_hash_password(user.password):
-            raise AuthenticationFailed("The user's password has changed: log in again.", "password_changed")
+            raise AuthenticationFailed(gettext("The user's password has changed: log in again."), "password_changed")
         return super().validate(attrs)
 
 
@@ -39,8 +40,14 @@ class TooManyFailedLogins(DomainError):
 
     def __init__(self):
         seconds = int(get_cool_off().total_seconds())
+        minutes = seconds // 60
         super().__init__(
-            f"Too many failed logins for this user or from this address: try again in {seconds // 60} minutes.",
+            ngettext(
+                "Too many failed logins for this user or from this address: try again in %(minutes)d minute.",
+                "Too many failed logins for this user or from this address: try again in %(minutes)d minutes.",
+                minutes,
+            )
+            % {"minutes": minutes},
             headers={"Retry-After": str(seconds)},
             retry_after=seconds,
         )
@@ -64,7 +71,11 @@ def lockout_response(request, original_response=None, credentials=None):
         from django.contrib import admin
         from django.template.response import TemplateResponse
 
-        context = {**admin.site.each_context(request), "title": "Login", "minutes": error.extra["retry_after"] // 60}
+        context = {
+            **admin.site.each_context(request),
+            "title": gettext("Log in"),
+            "minutes": error.extra["retry_after"] // 60,
+        }
         response = TemplateResponse(request, "admin/lockout.html", context, status=error.status)
         response.render()
     else:

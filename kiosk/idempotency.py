@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework.response import Response
 
 from kiosk.api import parse_json_safely
@@ -45,6 +46,10 @@ class IdempotencyKeyReused(DomainError):
 
 class IdempotencyInProgress(Conflict):
     code = "idempotency_request_in_progress"
+
+
+def IN_PROGRESS() -> str:
+    return gettext("A request with this Idempotency-Key is still being processed; retry shortly.")
 
 
 class _TakenOver(Exception):
@@ -97,13 +102,14 @@ def _claim(*, user, key: str, method: str, path: str, fingerprint: str):
             continue
         if existing.request_hash != fingerprint:
             raise IdempotencyKeyReused(
-                f"This {HEADER} was already used for a different request; use a new key for a new request."
+                gettext("This %(header)s was already used for a different request; use a new key for a new request.")
+                % {"header": HEADER}
             )
         if existing.state == IdempotencyRecord.State.PROCESSING:
-            raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed; retry shortly.")
+            raise IdempotencyInProgress(IN_PROGRESS())
         headers = {**existing.response_headers, "Idempotent-Replayed": "true"}
         return None, Response(existing.response_body, status=existing.response_status, headers=headers)
-    raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed; retry shortly.")
+    raise IdempotencyInProgress(IN_PROGRESS())
 
 
 def idempotent(*, required: bool = True, atomic: bool = True):
@@ -119,11 +125,15 @@ def idempotent(*, required: bool = True, atomic: bool = True):
             key = request.headers.get(HEADER)
             if key is None:
                 if required:
-                    raise IdempotencyKeyInvalid(f"The {HEADER} header is required (1 to {MAX_KEY_LENGTH} characters).")
+                    raise IdempotencyKeyInvalid(
+                        gettext("The %(header)s header is required (1 to %(most)d characters).")
+                        % {"header": HEADER, "most": MAX_KEY_LENGTH}
+                    )
                 return view_method(self, request, *args, **kwargs)
             if not _valid_key(key):
                 raise IdempotencyKeyInvalid(
-                    f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} printable ASCII characters without spaces."
+                    gettext("The %(header)s header must be 1 to %(most)d printable ASCII characters without spaces.")
+                    % {"header": HEADER, "most": MAX_KEY_LENGTH}
                 )
             claim = {
                 "user": request.user,
@@ -143,7 +153,7 @@ def idempotent(*, required: bool = True, atomic: bool = True):
                     _complete(record, response)
             except _TakenOver:
                 raise IdempotencyInProgress(
-                    "This request was retried elsewhere after a long delay; retry to see the result."
+                    gettext("This request was retried elsewhere after a long delay; retry to see the result.")
                 ) from None
             except BaseException:
                 IdempotencyRecord.objects.filter(pk=record.pk).delete()

@@ -5,6 +5,8 @@ import uuid
 from contextvars import ContextVar
 
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext
 
 current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
 # The route's name ("order-detail"), never the path: a path may hold personal data.
@@ -51,18 +53,27 @@ class BodySizeLimitMiddleware:
 
     def __call__(self, request):
         if request.path.startswith("/api/"):
-            from kiosk.problems import problem_json_response
-
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                return problem_json_response(
-                    status=400, code="bad_request", detail="The Content-Length header is not a number."
-                )
-            if length > settings.API_MAX_BODY_BYTES:
-                return problem_json_response(
-                    status=413,
-                    code="payload_too_large",
-                    detail=f"Request body is {length} bytes; the limit is {settings.API_MAX_BODY_BYTES}.",
-                )
+            # Before LocaleMiddleware: the answer's language is read from the request here.
+            with translation.override(translation.get_language_from_request(request)):
+                refusal = self._refusal(request)
+            if refusal is not None:
+                return refusal
         return self.get_response(request)
+
+    def _refusal(self, request):
+        from kiosk.problems import problem_json_response
+
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return problem_json_response(
+                status=400, code="bad_request", detail=gettext("The Content-Length header is not a number.")
+            )
+        if length > settings.API_MAX_BODY_BYTES:
+            return problem_json_response(
+                status=413,
+                code="payload_too_large",
+                detail=gettext("Request body is %(size)d bytes; the limit is %(limit)d.")
+                % {"size": length, "limit": settings.API_MAX_BODY_BYTES},
+            )
+        return None

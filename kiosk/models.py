@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -56,7 +57,7 @@ class AuditRecord(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.actor} {self.action} {self.object_repr}"
+        return f"{self.actor}: {gettext(self.action) if self.action else ''} {self.object_repr}"
 
 
 class WorkerHeartbeat(models.Model):
@@ -79,4 +80,4 @@ class WorkerHeartbeat(models.Model):
         verbose_name_plural = _("workers")
 
     def __str__(self) -> str:
-        return f"{self.worker_id} on {self.hostname} (pid {self.pid})"
+        return f"{self.worker_id} @ {self.hostname} (pid {self.pid})"

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import OperationalError
 from django.http import Http404, HttpResponse
+from django.utils.translation import gettext
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -20,7 +21,11 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
 class DomainError(Exception):
-    """A business rule said no. Subclasses set the HTTP status and the stable code."""
+    """A business rule said no. Subclasses set the HTTP status and the stable code.
+
+    `detail` is for a person: written with gettext where it is raised, so it is in the language of the request
+    (Portuguese by default, English for `Accept-Language: en`); `code` and the extra members are for programs and
+    never change with the language."""
 
     status = 400
     code = "bad_request"
@@ -42,7 +47,12 @@ class InvalidTransition(Conflict):
     code = "invalid_transition"
 
     def __init__(self, *, current: str, target: str):
-        super().__init__(f"An order in status '{current}' cannot move to '{target}'.", current=current, target=target)
+        super().__init__(
+            gettext("An order in status '%(current)s' cannot move to '%(target)s'.")
+            % {"current": _status_label(current), "target": _status_label(target)},
+            current=current,
+            target=target,
+        )
 
 
 class OutOfStock(Conflict):
@@ -50,7 +60,8 @@ class OutOfStock(Conflict):
 
     def __init__(self, *, product_id: int, product_name: str, available: int):
         super().__init__(
-            f"Not enough stock for '{product_name}': {available} left.",
+            gettext("Not enough stock for '%(product)s': %(available)d left.")
+            % {"product": product_name, "available": available},
             product_id=product_id,
             product_name=product_name,
             available=available,
@@ -62,8 +73,17 @@ class ProductUnavailable(Conflict):
 
     def __init__(self, *, product_id: int, product_name: str):
         super().__init__(
-            f"'{product_name}' is not available right now.", product_id=product_id, product_name=product_name
+            gettext("'%(product)s' is not available right now.") % {"product": product_name},
+            product_id=product_id,
+            product_name=product_name,
         )
+
+
+def _status_label(status: str) -> str:
+    """An order status as a person reads it ("In preparation"); the code itself if it is not one."""
+    from orders.models import Order
+
+    return str(Order.Status(status).label) if status in Order.Status.values else status
 
 
 class Invalid(DomainError):
@@ -144,12 +164,14 @@ def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return problem_response(status=exc.status, code=exc.code, detail=exc.detail, headers=exc.headers, **exc.extra)
     if isinstance(exc, RequestDataTooBig):
-        return problem_response(status=413, code="payload_too_large", detail="Request body is too large.")
+        return problem_response(status=413, code="payload_too_large", detail=gettext("Request body is too large."))
     if isinstance(exc, OperationalError) and _is_lock_contention(exc):
         return problem_response(
             status=503,
             code="busy_retry",
-            detail="The system is busy with other requests; retry in a moment (with the same Idempotency-Key).",
+            detail=gettext(
+                "The system is busy with other requests; retry in a moment (with the same Idempotency-Key)."
+            ),
             headers={"Retry-After": "1"},
         )
     if isinstance(exc, DjangoValidationError):
@@ -169,7 +191,7 @@ def exception_handler(exc, context):
         body = problem_body(
             status=response.status_code,
             code="validation_error",
-            detail=_first_message(errors) or "The request is not valid.",
+            detail=_first_message(errors) or gettext("The request is not valid."),
             errors=errors,
         )
     else:
@@ -193,7 +215,7 @@ def _is_api(request) -> bool:
 
 def handler404(request, exception=None):
     if _is_api(request):
-        return problem_json_response(status=404, code="not_found", detail="No such resource.")
+        return problem_json_response(status=404, code="not_found", detail=gettext("No such resource."))
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
@@ -201,7 +223,9 @@ def handler404(request, exception=None):
 
 def handler500(request):
     if _is_api(request):
-        return problem_json_response(status=500, code="internal_error", detail="Unexpected error; it was logged.")
+        return problem_json_response(
+            status=500, code="internal_error", detail=gettext("Unexpected error; it was logged.")
+        )
     from django.views.defaults import server_error
 
     return server_error(request)
@@ -209,7 +233,9 @@ def handler500(request):
 
 def handler400(request, exception=None):
     if _is_api(request):
-        return problem_json_response(status=400, code="bad_request", detail="The request could not be understood.")
+        return problem_json_response(
+            status=400, code="bad_request", detail=gettext("The request could not be understood.")
+        )
     from django.views.defaults import bad_request
 
     return bad_request(request, exception)

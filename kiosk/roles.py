@@ -3,6 +3,8 @@
 Kitchen staff and cashiers work in one store (their `orders.StaffMember`) and see only its orders; managers
 (and superusers) see every store's."""
 
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 
 KIOSK = "kiosk"
@@ -45,7 +47,7 @@ def allow(*roles: str) -> type[BasePermission]:
     """A DRF permission class admitting users with any of `roles`."""
 
     class HasRole(BasePermission):
-        message = f"This endpoint is for: {', '.join(roles)}."
+        message = format_lazy(_("This endpoint is for: {roles}."), roles=", ".join(roles))
 
         def has_permission(self, request, view) -> bool:
             return has_role(request.user, *roles)

@@ -5,6 +5,8 @@ from django.contrib import admin
 from django.db import connection
 from django.http import JsonResponse
 from django.urls import include, path, re_path
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -62,7 +64,9 @@ api_v1 = [
 @csrf_exempt  # a POST to a path that does not exist is a 404, not a CSRF failure
 def api_not_found(request, *args, **kwargs):
     """Any other /api/ path: a problem+json 404, also with DEBUG on (Django's debug 404 page is HTML)."""
-    return problem_json_response(status=404, code="not_found", detail=f"No API endpoint at {request.path}.")
+    return problem_json_response(
+        status=404, code="not_found", detail=gettext("No API endpoint at %(path)s.") % {"path": request.path}
+    )
 
 
 ADMIN = settings.ADMIN_URL  # "admin/" unless the ADMIN_URL setting moves the back office
@@ -102,5 +106,5 @@ urlpatterns = [
 handler400 = "kiosk.problems.handler400"
 handler404 = "kiosk.problems.handler404"
 handler500 = "kiosk.problems.handler500"
-admin.site.site_header = "Kiosk back office"
-admin.site.site_title = "Kiosk back office"
+admin.site.site_header = _("Kiosk back office")
+admin.site.site_title = _("Kiosk back office")

@@ -18,12 +18,15 @@ from django.db.models import Count, QuerySet
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import number_format
 from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_noop, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from kiosk.audit import audit, snapshot
 from kiosk.problems import DomainError
 from kiosk.roles import STORE_ROLES, works_in_one_store
+from kiosk.store_time import StoreTimeZoneMixin, common_store, home_store, render_in_zone, zone_of
 from orders import services
 from orders.cpf import mask_cpf, mask_email, normalize_cpf
 from orders.models import (
@@ -42,9 +45,12 @@ from orders.selectors import item_options, staff_store
 from payments.models import Payment
 from payments.services import checkout as payment_checkout
 
+# Amounts staff type are read and shown as people write them: "10,00" in Portuguese, "10.00" in English.
+MONEY_INPUT = {models.DecimalField: {"localize": True}}
+
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(StoreTimeZoneMixin, admin.ModelAdmin):
     list_display = ["name", "slug", "position"]
     list_editable = ["position"]
     prepopulated_fields = {"slug": ["name"]}
@@ -61,7 +67,7 @@ class OptionGroupInline(admin.TabularInline):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(StoreTimeZoneMixin, admin.ModelAdmin):
     list_display = ["name", "kind", "category", "price", "active", "stock", "available"]
     list_editable = ["price", "active", "stock"]
     list_filter = ["active", "kind", "category"]
@@ -69,7 +75,7 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     filter_horizontal = ["suggestions"]
     inlines = [OptionGroupInline]
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}, **MONEY_INPUT}
 
     @admin.display(boolean=True, description=_("available"))
     def available(self, product: Product) -> bool:
@@ -83,6 +89,7 @@ class OptionInline(admin.TabularInline):
     model = Option
     fields = ["name", "price", "product", "active", "position"]
     extra = 1
+    formfield_overrides = MONEY_INPUT
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "product":  # a combo's part is an item
@@ -91,7 +98,7 @@ class OptionInline(admin.TabularInline):
 
 
 @admin.register(OptionGroup)
-class OptionGroupAdmin(admin.ModelAdmin):
+class OptionGroupAdmin(StoreTimeZoneMixin, admin.ModelAdmin):
     """A group of options ("Adicionais") or a combo's slot ("Bebida", each option naming a product)."""
 
     list_display = ["name", "product", "min_choices", "max_choices", "position"]
@@ -102,9 +109,10 @@ class OptionGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(Option)
-class OptionAdmin(admin.ModelAdmin):
+class OptionAdmin(StoreTimeZoneMixin, admin.ModelAdmin):
     """Every option in one list: untick "active" when one runs out, and the kiosks grey it out at once."""
 
+    formfield_overrides = MONEY_INPUT
     list_display = ["name", "group", "price", "product", "active", "available"]
     list_editable = ["active"]
     list_filter = ["active", "group__product"]
@@ -146,7 +154,7 @@ class CustomerForm(forms.ModelForm):
 
 
 @admin.register(Customer)
-class CustomerAdmin(CPFSearchMixin, admin.ModelAdmin):
+class CustomerAdmin(CPFSearchMixin, StoreTimeZoneMixin, admin.ModelAdmin):
     form = CustomerForm
     list_display = ["masked_cpf", "name", "masked_email", "created_at"]
     search_fields = ["name"]
@@ -193,7 +201,7 @@ class StoreStaffInline(admin.TabularInline):
     model = StaffMember
     fields = ["user"]
     extra = 0
-    verbose_name_plural = "kitchen and cashier logins working here"
+    verbose_name_plural = _("kitchen and cashier logins working here")
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user":
@@ -206,13 +214,20 @@ def _store_role_users() -> QuerySet[User]:
 
 
 @admin.register(Store)
-class StoreAdmin(admin.ModelAdmin):
+class StoreAdmin(StoreTimeZoneMixin, admin.ModelAdmin):
     list_display = ["name", "slug", "address", "time_zone", "offers_eat_in", "offers_takeaway", "active", "terminals"]
     list_filter = ["active"]
     search_fields = ["name", "slug", "address"]
     prepopulated_fields = {"slug": ["name"]}
     fields = ["name", "slug", "address", "opening_hours", "time_zone", "offers_eat_in", "offers_takeaway", "active"]
     inlines = [StoreTerminalInline, StoreStaffInline]
+
+    def page_store(self, request, object_id=None):
+        # A store's own page is in its zone.
+        store = home_store(request.user)
+        if store is None and object_id is not None and str(object_id).isdigit():
+            store = Store.objects.filter(pk=int(object_id)).first()
+        return store
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(terminal_count=Count("terminals"))
@@ -227,7 +242,7 @@ class StoreAdmin(admin.ModelAdmin):
 
 
 @admin.register(StaffMember)
-class StaffMemberAdmin(admin.ModelAdmin):
+class StaffMemberAdmin(StoreTimeZoneMixin, admin.ModelAdmin):
     """Which store a kitchen or cashier login works in: it sees that store's orders only."""
 
     list_display = ["user", "store"]
@@ -244,21 +259,22 @@ class StaffMemberAdmin(admin.ModelAdmin):
 class StaffMemberInline(admin.StackedInline):
     model = StaffMember
     can_delete = True
-    verbose_name_plural = "store (kitchen and cashier logins)"
+    verbose_name_plural = _("store (kitchen and cashier logins)")
 
 
 admin.site.unregister(User)
 
 
 @admin.register(User)
-class KioskUserAdmin(UserAdmin):
+class KioskUserAdmin(StoreTimeZoneMixin, UserAdmin):
     """Django's user admin, with the store a kitchen or cashier login works in."""
 
     inlines = [*UserAdmin.inlines, StaffMemberInline]
 
 
 @admin.register(Terminal)
-class TerminalAdmin(admin.ModelAdmin):
+class TerminalAdmin(StoreTimeZoneMixin, admin.ModelAdmin):
+    store_lookup = "store"
     list_display = ["name", "store", "external_pos_id", "active", "user"]
     list_editable = ["active"]
     list_filter = ["store", "active"]
@@ -291,7 +307,7 @@ class OrderItemInline(admin.TabularInline):
 
 def _choice_text(choice: dict) -> str:
     name = f"{choice['quantity']} x {choice['name']}" if choice["quantity"] > 1 else choice["name"]
-    text = f"{choice['group']}: {name}" + (f" (+{choice['price']})" if choice["price"] else "")
+    text = f"{choice['group']}: {name}" + (f" (+{number_format(choice['price'], 2)})" if choice["price"] else "")
     if choice.get("options"):
         text += " [" + ", ".join(_choice_text(part) for part in choice["options"]) + "]"
     return text
@@ -299,14 +315,16 @@ def _choice_text(choice: dict) -> str:
 
 def apply_audited(modeladmin, request, orders, description: str, apply) -> int:
     """Runs `apply` (a service call) on each order, audits each change and reports each refusal by order
-    number; returns how many orders changed."""
+    number; returns how many orders changed. `description` is in English, as the audit trail keeps it (the
+    back office shows it translated)."""
     done = 0
     for order in orders:
         before = snapshot(order, AUDITED_ORDER_FIELDS)
         try:
             apply(order)
         except DomainError as exc:
-            modeladmin.message_user(request, f"Order {order}: {exc.detail}", level=messages.ERROR)
+            message = gettext("Order %(order)s: %(reason)s") % {"order": order, "reason": exc.detail}
+            modeladmin.message_user(request, message, level=messages.ERROR)
             continue
         order.refresh_from_db()
         audit(
@@ -322,30 +340,43 @@ def apply_audited(modeladmin, request, orders, description: str, apply) -> int:
 
 def _status_action(name: str, description: str, apply):
     """An admin action that runs one service per selected order, audits each change and reports each
-    refusal by order number."""
+    refusal by order number. `description`: English, marked with gettext_noop (the audit trail keeps it so)."""
 
     def action(modeladmin, request, queryset: QuerySet[Order]):
         done = apply_audited(modeladmin, request, queryset.order_by("pk"), description, lambda o: apply(o, request))
         if done:
-            modeladmin.message_user(request, f"{description}: {done} order(s).", level=messages.SUCCESS)
+            modeladmin.message_user(request, orders_done_message(gettext(description), done), level=messages.SUCCESS)
 
     action.__name__ = name
-    action.short_description = description
+    action.short_description = _(description)
     action.allowed_permissions = ("change",)
     return action
 
 
+def orders_done_message(action: str, count: int) -> str:
+    return ngettext("%(action)s: %(count)d order.", "%(action)s: %(count)d orders.", count) % {
+        "action": action,
+        "count": count,
+    }
+
+
 AUDITED_ORDER_FIELDS = ["status", "cancel_reason", "total"]
 COUNTER_METHODS = [(m.value, m.label) for m in (Payment.Method.CASH, Payment.Method.CARD_OUTSIDE)]
+# What the audit trail says of a counter payment, by method (English, shown translated).
+COUNTER_PAYMENT_ACTIONS = {
+    Payment.Method.CASH: gettext_noop("Paid at the counter (Cash)"),
+    Payment.Method.CARD_OUTSIDE: gettext_noop("Paid at the counter (Card (machine outside Mercado Pago))"),
+}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
 
 class CounterPaymentForm(forms.Form):
-    method = forms.ChoiceField(choices=COUNTER_METHODS, widget=forms.RadioSelect, label="Paid with")
+    method = forms.ChoiceField(choices=COUNTER_METHODS, widget=forms.RadioSelect, label=_("Paid with"))
 
 
 @admin.register(Order)
-class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
+class OrderAdmin(CPFSearchMixin, StoreTimeZoneMixin, admin.ModelAdmin):
+    store_lookup = "store"
     cpf_lookup = "customer__cpf"
     list_display = ["__str__", "store", "status", "total", "dining", "terminal", "customer_cpf", "created_at"]
     list_filter = ["status", "store", "dining", "terminal", "business_date"]
@@ -376,22 +407,22 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
         "pay_at_counter",
         _status_action(
             "start_preparing",
-            "Kitchen: start preparing",
+            gettext_noop("Kitchen: start preparing"),
             lambda o, r: services.order_advance(order_id=o.pk, status=Order.Status.IN_PREPARATION),
         ),
         _status_action(
             "mark_ready",
-            "Kitchen: ready for pickup",
+            gettext_noop("Kitchen: ready for pickup"),
             lambda o, r: services.order_advance(order_id=o.pk, status=Order.Status.READY),
         ),
         _status_action(
             "mark_completed",
-            "Kitchen: handed over",
+            gettext_noop("Kitchen: handed over"),
             lambda o, r: services.order_advance(order_id=o.pk, status=Order.Status.COMPLETED),
         ),
         _status_action(
             "cancel_unpaid",
-            "Cancel unpaid order",
+            gettext_noop("Cancel unpaid order"),
             lambda o, r: payment_checkout.order_cancel_unpaid(
                 order_id=o.pk, reason=Order.CancelReason.STAFF, actor=r.user.get_username()
             ),
@@ -417,7 +448,7 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
         return request.user.has_perm("payments.record_counter_payment")
 
     @admin.action(
-        description="Paid at the counter (cash, or card outside Mercado Pago)", permissions=["counter_payment"]
+        description=_("Paid at the counter (cash, or card outside Mercado Pago)"), permissions=["counter_payment"]
     )
     def pay_at_counter(self, request, queryset):
         ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
@@ -440,13 +471,17 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
             raise PermissionDenied
         raw_ids = request.POST.get("ids") or request.GET.get("ids") or ""
         ids = [i.strip() for i in raw_ids.split(",") if _UUID.match(i.strip())]
-        orders = list(self.get_queryset(request).filter(pk__in=ids).order_by("created_at"))
+        orders = list(self.get_queryset(request).filter(pk__in=ids).select_related("store").order_by("created_at"))
         if not orders:
             raise Http404
+        zone = zone_of(home_store(request.user) or common_store(order.store for order in orders))
+        return render_in_zone(zone, self._counter_payment, request, orders)
+
+    def _counter_payment(self, request, orders: list[Order]):
         form = CounterPaymentForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             method = form.cleaned_data["method"]
-            action = f"Paid at the counter ({Payment.Method(method).label})"
+            action = COUNTER_PAYMENT_ACTIONS[method]
             actor = request.user.get_username()
             done = apply_audited(
                 self,
@@ -458,12 +493,17 @@ class OrderAdmin(CPFSearchMixin, admin.ModelAdmin):
                 ),
             )
             if done:
-                self.message_user(request, f"{action}: {done} order(s), to the kitchen.", level=messages.SUCCESS)
+                message = ngettext(
+                    "%(action)s: %(count)d order, to the kitchen.",
+                    "%(action)s: %(count)d orders, to the kitchen.",
+                    done,
+                ) % {"action": gettext(action), "count": done}
+                self.message_user(request, message, level=messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:orders_order_changelist"))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Paid at the counter",
+            "title": gettext("Paid at the counter"),
             "orders": orders,
             "ids": ",".join(str(order.pk) for order in orders),
             "total": sum((o.total for o in orders if o.status == Order.Status.AWAITING_PAYMENT), Decimal("0.00")),

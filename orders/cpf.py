@@ -3,6 +3,7 @@
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 from validate_docbr import CPF as _CPF
 
 _FORMAT = re.compile(r"^\s*(\d{3})\.?(\d{3})\.?(\d{3})[-.]?(\d{2})\s*$")
@@ -14,13 +15,13 @@ def normalize_cpf(value) -> str:
     match = _FORMAT.match(value) if isinstance(value, str) else None
     digits = "".join(match.groups()) if match else ""
     if not digits or not _validator.validate(digits):
-        raise ValidationError("Enter a valid CPF (11 digits with valid check digits).", code="invalid_cpf")
+        raise ValidationError(_("Enter a valid CPF (11 digits with valid check digits)."), code="invalid_cpf")
     return digits
 
 
 def validate_cpf(value: str) -> None:
     if normalize_cpf(value) != value:
-        raise ValidationError("Store the CPF as 11 digits.", code="invalid_cpf")
+        raise ValidationError(_("Store the CPF as 11 digits."), code="invalid_cpf")
 
 
 def mask_cpf(cpf: str) -> str:

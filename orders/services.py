@@ -24,6 +24,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from kiosk.events.services import emit, emit_order_paid, order_data, order_items
 from kiosk.metrics import ORDERS_PLACED
@@ -256,14 +258,17 @@ def _check_choices(product: Product, requests, *, options: dict[int, Option], gr
         option = options.get(request.option_id)
         if option is None or option.group.product_id != product.pk:
             raise InvalidOptions(
-                f"Option {request.option_id} is not one of the options of '{product.name}'.",
+                gettext("Option %(option)s is not one of the options of '%(product)s'.")
+                % {"option": request.option_id, "product": product.name},
                 product=product,
                 option_id=request.option_id,
             )
-        group, where = option.group.name, f"'{option.name}' ({option.group.name}) of '{product.name}'"
+        group = option.group.name
+        where = {"option": option.name, "group": option.group.name, "product": product.name}
         if any(c.option.pk == option.pk for c in chosen):
             raise InvalidOptions(
-                f"{where} is chosen twice: send it once, with a quantity.",
+                gettext("'%(option)s' (%(group)s) of '%(product)s' is chosen twice: send it once, with a quantity.")
+                % where,
                 product=product,
                 group=group,
                 option_id=option.pk,
@@ -271,11 +276,17 @@ def _check_choices(product: Product, requests, *, options: dict[int, Option], gr
         # Switched off, or its product is off the menu (a sold-out product is out_of_stock, with what is left).
         if not option.active or (option.product is not None and not option.product.active):
             raise InvalidOptions(
-                f"{where} is not available right now.", product=product, group=group, option_id=option.pk
+                gettext("'%(option)s' (%(group)s) of '%(product)s' is not available right now.") % where,
+                product=product,
+                group=group,
+                option_id=option.pk,
             )
         if request.options and option.product is None:
             raise InvalidOptions(
-                f"{where} takes no options of its own.", product=product, group=group, option_id=option.pk
+                gettext("'%(option)s' (%(group)s) of '%(product)s' takes no options of its own.") % where,
+                product=product,
+                group=group,
+                option_id=option.pk,
             )
         parts = (
             _check_choices(option.product, request.options, options=options, groups=groups) if option.product else []
@@ -285,15 +296,15 @@ def _check_choices(product: Product, requests, *, options: dict[int, Option], gr
         count = sum(c.quantity for c in chosen if c.option.group_id == group.pk)
         if group.min_choices <= count <= group.max_choices:
             continue
+        facts = {"group": group.name, "product": product.name, "chosen": count}
         if group.min_choices == group.max_choices:
-            rule = f"exactly {group.min_choices}"
+            rule = gettext("Choose exactly %(count)d of '%(group)s' for '%(product)s' (%(chosen)d chosen).")
         elif count < group.min_choices:
-            rule = f"at least {group.min_choices}"
+            rule = gettext("Choose at least %(count)d of '%(group)s' for '%(product)s' (%(chosen)d chosen).")
         else:
-            rule = f"at most {group.max_choices}"
-        raise InvalidOptions(
-            f"Choose {rule} of '{group.name}' for '{product.name}' ({count} chosen).", product=product, group=group.name
-        )
+            rule = gettext("Choose at most %(count)d of '%(group)s' for '%(product)s' (%(chosen)d chosen).")
+        limit = group.max_choices if count > group.max_choices else group.min_choices
+        raise InvalidOptions(rule % {**facts, "count": limit}, product=product, group=group.name)
     return chosen
 
 
@@ -392,12 +403,18 @@ def _dining_for(store: Store, dining: str) -> str:
         if len(offered) == 1:
             return offered[0]
         raise DiningInvalid(
-            "Say whether the order is eaten here or taken away.",
-            errors={"dining": [f"Required at {store.name}: one of {', '.join(offered)}."]},
+            gettext("Say whether the order is eaten here or taken away."),
+            errors={
+                "dining": [
+                    gettext("Required at %(store)s: one of %(choices)s.")
+                    % {"store": store.name, "choices": ", ".join(offered)}
+                ]
+            },
         )
     if dining not in offered:
         raise DiningInvalid(
-            f"{store.name} does not offer '{dining}'.", errors={"dining": [f"One of {', '.join(offered)}."]}
+            gettext("%(store)s does not offer '%(dining)s'.") % {"store": store.name, "dining": dining},
+            errors={"dining": [gettext("One of %(choices)s.") % {"choices": ", ".join(offered)}]},
         )
     return dining
 
@@ -413,18 +430,24 @@ def order_place(
 ) -> Order:
     """Places an order from a kiosk: prices come from the menu, never from the client. Emits `order.placed`."""
     if not terminal.active:
-        raise TerminalInactive(f"Terminal '{terminal.name}' is disabled; ask a manager to enable it.")
+        raise TerminalInactive(
+            gettext("Terminal '%(terminal)s' is disabled; ask a manager to enable it.") % {"terminal": terminal.name}
+        )
     store = terminal.store
     dining = _dining_for(store, dining)
     if not items:
-        raise Invalid("An order needs at least one item.", errors={"items": ["This list may not be empty."]})
+        raise Invalid(
+            gettext("An order needs at least one item."), errors={"items": [gettext("This list may not be empty.")]}
+        )
 
     wanted = _merge_quantities(items)
     products = Product.objects.in_bulk(list(wanted))
     for product_id in wanted:
         product = products.get(product_id)
         if product is None:
-            raise UnknownProduct(f"Product {product_id} does not exist.", product_id=product_id)
+            raise UnknownProduct(
+                gettext("Product %(product)s does not exist.") % {"product": product_id}, product_id=product_id
+            )
         if not product.active:
             raise ProductUnavailable(product_id=product_id, product_name=product.name)
 
@@ -462,7 +485,10 @@ def order_place(
         lines.append((line, chosen))
     total = sum((line.line_total for line, _ in lines), Decimal("0.00"))
     if total > MAX_MONEY:
-        raise OrderTooLarge(f"An order may total at most {MAX_MONEY}; this one totals {total}.")
+        raise OrderTooLarge(
+            gettext("An order may total at most %(most)s; this one totals %(total)s.")
+            % {"most": number_format(MAX_MONEY, 2), "total": number_format(total, 2)}
+        )
 
     business_date = store_business_date(store)
     order = Order.objects.create(
@@ -549,7 +575,8 @@ def order_advance(*, order_id, status: str) -> Order:
     """The kitchen moves a paid order along: in_preparation, ready, completed."""
     if status not in KITCHEN_STATUSES:
         raise Invalid(
-            f"The kitchen can set: {', '.join(KITCHEN_STATUSES)}.", errors={"status": [f"'{status}' is not one."]}
+            gettext("The kitchen can set: %(statuses)s.") % {"statuses": ", ".join(KITCHEN_STATUSES)},
+            errors={"status": [gettext("'%(status)s' is not one.") % {"status": status}]},
         )
     return _transition(order_id=order_id, target=status)[0]
 

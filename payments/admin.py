@@ -13,14 +13,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
+from django.template.defaultfilters import linebreaksbr
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, gettext_noop, ngettext
+from django.utils.translation import gettext_lazy as _
 
-from kiosk.admin import ReadOnlyMixin
+from kiosk.admin import ReadOnlyMixin, code_column, code_filter
 from kiosk.audit import audit, snapshot
 from kiosk.problems import DomainError
+from kiosk.store_time import StoreTimeZoneMixin, common_store, home_store, render_in_zone, zone_of
 from orders.admin import CPFSearchMixin, in_staff_store
 from orders.cpf import mask_cpf
 from orders.models import Terminal
@@ -30,25 +34,39 @@ from payments.models import Payment, PaymentEvent, Refund, WebhookDelivery
 from payments.services import refunds, review
 
 AUDITED_PAYMENT_FIELDS = ["status", "amount", "paid_amount", "needs_review", "review_reason"]
+# What the kiosk is told, as a person reads it: a payment's own status, or "see the counter" for money that did
+# not pay the order.
+KIOSK_STATUS_LABELS = {**dict(Payment.Status.choices), selectors.UNDER_REVIEW: _("Under review (see the counter)")}
+
+
+# Ledger lines whose message is a person's words (a refund's reason, a review's comment).
+PERSON_TYPED = {PaymentEvent.Type.REFUND_REQUESTED, PaymentEvent.Type.REVIEW_RESOLVED}
+
+
+def _status_label(status: str) -> str:
+    """A payment status as a person reads it ("-" for none)."""
+    return str(KIOSK_STATUS_LABELS.get(status, status)) if status else "-"
 
 
 def _pretty(payload) -> str:
     if payload in (None, "", {}):
         return "-"
-    return format_html("<details><summary>payload</summary><pre>{}</pre></details>", json.dumps(payload, indent=2))
+    return format_html(
+        "<details><summary>{}</summary><pre>{}</pre></details>", gettext("payload"), json.dumps(payload, indent=2)
+    )
 
 
 class PaymentEventInline(ReadOnlyMixin, admin.TabularInline):
     model = PaymentEvent
-    verbose_name_plural = "ledger (newest first)"
+    verbose_name_plural = _("ledger (newest first)")
     fields = [
         "created_at",
         "type",
-        "from_status",
-        "to_status",
+        "from_status_label",
+        "to_status_label",
         "amount",
         "actor",
-        "message",
+        "note",
         "provider_reference",
         "payload_view",
     ]
@@ -56,7 +74,25 @@ class PaymentEventInline(ReadOnlyMixin, admin.TabularInline):
     ordering = ["-created_at", "-id"]
     extra = 0
 
-    @admin.display(description="payload")
+    @admin.display(description=_("message"))
+    def note(self, event: PaymentEvent):
+        """What a person typed (a refund's reason, a review's comment) as typed; what the system noted is English,
+        marked as such (it is stored as written, like a payload)."""
+        if not event.message:
+            return "-"
+        if event.type in PERSON_TYPED:
+            return event.message
+        return format_html('<span lang="en">{}</span>', event.message)
+
+    @admin.display(description=_("from status"))
+    def from_status_label(self, event: PaymentEvent) -> str:
+        return _status_label(event.from_status)
+
+    @admin.display(description=_("to status"))
+    def to_status_label(self, event: PaymentEvent) -> str:
+        return _status_label(event.to_status)
+
+    @admin.display(description=_("payload"))
     def payload_view(self, event: PaymentEvent) -> str:
         return _pretty(event.payload)
 
@@ -73,8 +109,9 @@ class RefundInline(ReadOnlyMixin, admin.TabularInline):
 
 class WebhookDeliveryInline(ReadOnlyMixin, admin.TabularInline):
     model = WebhookDelivery
-    verbose_name_plural = "notifications received"
-    fields = ["received_at", "topic", "action", "status", "signature_valid", "last_error"]
+    verbose_name_plural = _("notifications received")
+    fields = ["received_at", "topic_code", "action", "status", "signature_valid", "last_error"]
+    topic_code = code_column("topic", _("topic"))
     readonly_fields = fields
     extra = 0
     show_change_link = True
@@ -87,9 +124,13 @@ def _money(value) -> str:
 
 class RefundForm(forms.Form):
     # localize: "10,00" in Portuguese, "10.00" in English.
-    amount = forms.DecimalField(max_digits=10, decimal_places=2, min_value=Decimal("0.01"), localize=True)
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=500)
-    confirm_order_number = forms.IntegerField(help_text="Type the order's pickup number to confirm.")
+    amount = forms.DecimalField(
+        label=_("Amount (R$)"), max_digits=10, decimal_places=2, min_value=Decimal("0.01"), localize=True
+    )
+    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=500)
+    confirm_order_number = forms.IntegerField(
+        label=_("Confirm the order number"), help_text=_("Type the order's pickup number to confirm.")
+    )
     # One per form shown: submitting the same form twice (a double click, a re-sent page) is one refund.
     form_key = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
 
@@ -98,47 +139,54 @@ class RefundForm(forms.Form):
         self.payment, self.refundable = payment, refundable
         self.fields["form_key"].initial = uuid.uuid4().hex
         self.fields["amount"].initial = refundable
-        self.fields[
-            "amount"
-        ].help_text = f"At most {_money(refundable)} (paid {_money(payment.paid_amount)}, minus refunds)."
+        self.fields["amount"].help_text = gettext("At most %(refundable)s (paid %(paid)s, minus refunds).") % {
+            "refundable": _money(refundable),
+            "paid": _money(payment.paid_amount),
+        }
 
     def clean_amount(self):
         amount = self.cleaned_data["amount"]
         if amount > self.refundable:
-            raise forms.ValidationError(f"At most {_money(self.refundable)} can be refunded.")
+            raise forms.ValidationError(
+                gettext("At most %(amount)s can be refunded.") % {"amount": _money(self.refundable)}
+            )
         return amount
 
     def clean_confirm_order_number(self):
         number = self.cleaned_data["confirm_order_number"]
         if number != self.payment.order.number:
-            raise forms.ValidationError("That is not this payment's order number.")
+            raise forms.ValidationError(gettext("That is not this payment's order number."))
         return number
 
 
 def _refund_message(refund: Refund) -> str:
+    amount = _money(refund.amount)
     if refund.status == Refund.Status.SUCCEEDED:
-        return f"Refunded {refund.amount} through Mercado Pago."
+        return gettext("Refunded %(amount)s through Mercado Pago.") % {"amount": amount}
     if refund.status == Refund.Status.PENDING:
-        return (
-            f"Mercado Pago took the refund of {refund.amount}. It counts as refunded once Mercado Pago confirms "
-            "it (usually within seconds); its amount is reserved meanwhile."
-        )
-    return (
-        f"Mercado Pago is busy with another refund of this order: this refund of {refund.amount} is held and "
-        "sent again automatically (reconcile_payments)."
-    )
+        return gettext(
+            "Mercado Pago took the refund of %(amount)s. It counts as refunded once Mercado Pago confirms it "
+            "(usually within seconds); its amount is reserved meanwhile."
+        ) % {"amount": amount}
+    return gettext(
+        "Mercado Pago is busy with another refund of this order: this refund of %(amount)s is held and sent again "
+        "automatically (reconcile_payments)."
+    ) % {"amount": amount}
 
 
 class ReviewForm(forms.Form):
     comment = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), max_length=1000, help_text="What was checked or done (required)."
+        label=_("Comment"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=1000,
+        help_text=_("What was checked or done (required)."),
     )
 
 
 class TerminalFilter(admin.SimpleListFilter):
     """By terminal, named with its store: one query for the choices, however many terminals."""
 
-    title = "terminal"
+    title = _("terminal")
     parameter_name = "order__terminal__id__exact"
 
     def lookups(self, request, model_admin):
@@ -151,7 +199,8 @@ class TerminalFilter(admin.SimpleListFilter):
 
 
 @admin.register(Payment)
-class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
+class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, StoreTimeZoneMixin, admin.ModelAdmin):
+    store_lookup = "order__store"
     cpf_lookup = "order__customer__cpf"
     list_display = [
         "id",
@@ -175,7 +224,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
         "order_link", "order_items", "provider", "method", "amount", "paid_amount", "refunded", "refund_pending", "refundable",
         "status", "kiosk_status",
         "needs_review",
-        "review_reason", "provider_order_id", "provider_payment_id", "reference", "provider_status",
+        "review_notes", "provider_order_id", "provider_payment_id", "reference", "provider_status",
         "provider_status_detail", "last_error", "expires_at", "paid_at", "created_at", "updated_at",
     ]  # fmt: skip
     fields = readonly_fields
@@ -187,19 +236,26 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
 
     # --- what the pages show -----------------------------------------------------------------------
 
-    @admin.display(description="order", ordering="order__number")
+    @admin.display(description=_("order"), ordering="order__number")
     def order_number(self, payment: Payment) -> str:
         return str(payment.order)
 
-    @admin.display(description="no review needed", boolean=True, ordering="needs_review")
+    @admin.display(description=_("no review needed"), boolean=True, ordering="needs_review")
     def review(self, payment: Payment) -> bool:
         return not payment.needs_review
 
-    @admin.display(description="the kiosk shows")
+    @admin.display(description=_("the kiosk shows"))
     def kiosk_status(self, payment: Payment) -> str:
-        return selectors.kiosk_status(payment)
+        return KIOSK_STATUS_LABELS.get(status := selectors.kiosk_status(payment), status)
 
-    @admin.display(description="terminal")
+    @admin.display(description=_("review reason"))
+    def review_notes(self, payment: Payment):
+        """Why the system flagged it: noted in English by the code, marked as such."""
+        if not payment.review_reason:
+            return "-"
+        return format_html('<div lang="en">{}</div>', linebreaksbr(payment.review_reason))
+
+    @admin.display(description=_("terminal"))
     def terminal(self, payment: Payment) -> str:
         return payment.order.terminal.name
 
@@ -208,33 +264,53 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
         customer = payment.order.customer
         return mask_cpf(customer.cpf) if customer else "-"
 
-    @admin.display(description="order")
+    @admin.display(description=_("order"))
     def order_link(self, payment: Payment) -> str:
         url = reverse("admin:orders_order_change", args=[payment.order_id])
+        order = payment.order
         return format_html(
-            '<a href="{}">{}</a> ({}, total {})', url, payment.order, payment.order.status, payment.order.total
+            '<a href="{}">{}</a> ({})',
+            url,
+            order,
+            gettext("%(status)s, total %(total)s")
+            % {"status": order.get_status_display(), "total": _money(order.total)},
         )
 
-    @admin.display(description="items")
+    @admin.display(description=_("items"))
     def order_items(self, payment: Payment) -> str:
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((i.quantity, i.product_name, i.unit_price, i.line_total, i.note) for i in payment.order.items.all()),
+            (
+                (i.quantity, i.product_name, _money(i.unit_price), _money(i.line_total), i.note)
+                for i in payment.order.items.all()
+            ),
         )
-        return format_html(
-            "<table><tr><th>qty</th><th>item</th><th>unit</th><th>total</th><th>note</th></tr>{}</table>", rows
+        headings = format_html_join(
+            "",
+            "<th>{}</th>",
+            (
+                (gettext(word),)
+                for word in (
+                    gettext_noop("qty"),
+                    gettext_noop("item"),
+                    gettext_noop("unit price"),
+                    gettext_noop("total"),
+                    gettext_noop("note"),
+                )
+            ),
         )
+        return format_html("<table><tr>{}</tr>{}</table>", headings, rows)
 
-    @admin.display(description="refunded (from the ledger)")
+    @admin.display(description=_("refunded (from the ledger)"))
     def refunded(self, payment: Payment) -> Decimal:
         return payment.refunded_amount()
 
-    @admin.display(description="refunds waiting for Mercado Pago's confirmation")
+    @admin.display(description=_("refunds waiting for Mercado Pago's confirmation"))
     def refund_pending(self, payment: Payment) -> Decimal:
         return selectors.refund_pending_amount(payment)
 
-    @admin.display(description="still refundable")
+    @admin.display(description=_("still refundable"))
     def refundable(self, payment: Payment) -> Decimal:
         return selectors.refundable_amount(payment)
 
@@ -251,15 +327,18 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     # --- actions ---------------------------------------------------------------------------------
 
     def _each(self, request, queryset, action: str, run, *, reason: str = ""):
+        """Runs `run` on each payment and audits it as `action` (English, as the audit trail keeps it)."""
         done = 0
         for payment in queryset.order_by("pk"):
             before = snapshot(payment, AUDITED_PAYMENT_FIELDS)
             try:
                 run(payment)
             except (DomainError, GatewayError) as exc:
-                self.message_user(
-                    request, f"Payment {payment.pk}: {getattr(exc, 'detail', None) or exc}", messages.ERROR
-                )
+                message = gettext("Payment %(payment)s: %(reason)s") % {
+                    "payment": payment.pk,
+                    "reason": getattr(exc, "detail", None) or exc,
+                }
+                self.message_user(request, message, messages.ERROR)
                 continue
             payment.refresh_from_db()
             audit(
@@ -272,31 +351,37 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
             )
             done += 1
         if done:
-            self.message_user(request, f"{action}: {done} payment(s).", messages.SUCCESS)
+            message = ngettext("%(action)s: %(count)d payment.", "%(action)s: %(count)d payments.", done) % {
+                "action": gettext(action),
+                "count": done,
+            }
+            self.message_user(request, message, messages.SUCCESS)
 
-    @admin.action(description="Sync with Mercado Pago", permissions=["sync"])
+    @admin.action(description=_("Sync with Mercado Pago"), permissions=["sync"])
     def sync_with_mercadopago(self, request, queryset):
-        self._each(request, queryset, "Sync with Mercado Pago", lambda p: review.payment_sync(payment_id=p.pk))
+        self._each(
+            request, queryset, gettext_noop("Sync with Mercado Pago"), lambda p: review.payment_sync(payment_id=p.pk)
+        )
 
-    @admin.action(description="Approve and send to kitchen", permissions=["review"])
+    @admin.action(description=_("Approve and send to kitchen"), permissions=["review"])
     def approve_and_send_to_kitchen(self, request, queryset):
         actor = request.user.get_username()
         self._each(
             request,
             queryset,
-            "Approve and send to kitchen",
+            gettext_noop("Approve and send to kitchen"),
             lambda p: review.payment_review_approve(payment_id=p.pk, actor=actor),
         )
 
-    @admin.action(description="Mark reviewed (with a comment)", permissions=["review"])
+    @admin.action(description=_("Mark reviewed (with a comment)"), permissions=["review"])
     def mark_reviewed(self, request, queryset):
         ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
         return HttpResponseRedirect(f"{reverse('admin:payments_payment_review')}?ids={ids}")
 
-    @admin.action(description="Refund", permissions=["refund"])
+    @admin.action(description=_("Refund"), permissions=["refund"])
     def refund(self, request, queryset):
         if queryset.count() != 1:
-            self.message_user(request, "Refund one payment at a time.", messages.WARNING)
+            self.message_user(request, gettext("Refund one payment at a time."), messages.WARNING)
             return None
         return HttpResponseRedirect(reverse("admin:payments_payment_refund", args=[queryset.get().pk]))
 
@@ -314,9 +399,13 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
     def refund_view(self, request, object_id):
         if not self.has_refund_permission(request):  # checked again here: the URL can be typed directly
             raise PermissionDenied
-        payment = Payment.objects.select_related("order").filter(pk=object_id).first()
+        payment = Payment.objects.select_related("order__store").filter(pk=object_id).first()
         if payment is None:
             raise Http404
+        zone = zone_of(home_store(request.user) or payment.order.store)
+        return render_in_zone(zone, self._refund, request, payment)
+
+    def _refund(self, request, payment: Payment):
         refundable = selectors.refundable_amount(payment)
         form = RefundForm(request.POST or None, payment=payment, refundable=refundable)
         if request.method == "POST" and form.is_valid():
@@ -325,7 +414,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
             request_key = refunds.request_key_for(caller=f"admin-{request.user.pk}", key=form.cleaned_data["form_key"])
             if Refund.objects.filter(request_key=request_key).exists():
                 # The same form sent again (a double click, a re-sent page): that refund is already on its way.
-                self.message_user(request, "This refund was already requested; see it below.", messages.INFO)
+                self.message_user(request, gettext("This refund was already requested; see it below."), messages.INFO)
                 return HttpResponseRedirect(reverse("admin:payments_payment_change", args=[payment.pk]))
             try:
                 refund = refunds.refund_request(
@@ -338,21 +427,24 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
             except DomainError as exc:
                 form.add_error(None, exc.detail)
             except GatewayRejected as exc:
-                form.add_error(None, f"Mercado Pago refused the refund: {exc.message}")
+                form.add_error(None, gettext("Mercado Pago refused the refund: %(reason)s") % {"reason": exc.message})
             except GatewayError as exc:
                 payment.refresh_from_db()
                 audit(
                     user=request.user,
                     obj=payment,
-                    action="Refund requested (Mercado Pago unreachable)",
+                    action=gettext_noop("Refund requested (Mercado Pago unreachable)"),
                     reason=reason,
                     before=before,
                     after=snapshot(payment, AUDITED_PAYMENT_FIELDS),
                 )
                 self.message_user(
                     request,
-                    f"Mercado Pago could not take the refund right now ({exc.message}). It stays requested and is "
-                    "retried automatically (reconcile_payments); its amount is held meanwhile.",
+                    gettext(
+                        "Mercado Pago could not take the refund right now (%(reason)s). It stays requested and is "
+                        "retried automatically (reconcile_payments); its amount is held meanwhile."
+                    )
+                    % {"reason": exc.message},
                     messages.WARNING,
                 )
                 return HttpResponseRedirect(reverse("admin:payments_payment_change", args=[payment.pk]))
@@ -361,17 +453,17 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
                 audit(
                     user=request.user,
                     obj=payment,
-                    action=f"Refund {refund.amount}",
+                    action=gettext_noop("Refund"),
                     reason=reason,
                     before=before,
-                    after=snapshot(payment, AUDITED_PAYMENT_FIELDS),
+                    after={**snapshot(payment, AUDITED_PAYMENT_FIELDS), "refund": f"{refund.amount:.2f}"},
                 )
                 self.message_user(request, _refund_message(refund), messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:payments_payment_change", args=[payment.pk]))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": f"Refund payment {payment.pk}",
+            "title": gettext("Refund payment %(payment)s") % {"payment": payment.pk},
             "payment": payment,
             "refundable": refundable,
             "form": form,
@@ -383,16 +475,20 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
             raise PermissionDenied
         raw_ids = request.POST.get("ids") or request.GET.get("ids") or ""
         ids = [int(i) for i in raw_ids.split(",") if re.fullmatch(r"[0-9]{1,18}", i.strip())]
-        payments = list(Payment.objects.filter(pk__in=ids).select_related("order"))
+        payments = list(Payment.objects.filter(pk__in=ids).select_related("order__store"))
         if not payments:
             raise Http404
+        zone = zone_of(home_store(request.user) or common_store(payment.order.store for payment in payments))
+        return render_in_zone(zone, self._review, request, ids, payments)
+
+    def _review(self, request, ids: list[int], payments: list[Payment]):
         form = ReviewForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             comment = form.cleaned_data["comment"]
             self._each(
                 request,
                 Payment.objects.filter(pk__in=ids),
-                "Mark reviewed",
+                gettext_noop("Mark reviewed"),
                 lambda p: review.payment_review_resolve(
                     payment_id=p.pk, actor=request.user.get_username(), comment=comment
                 ),
@@ -402,7 +498,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Mark payments reviewed",
+            "title": gettext("Mark payments reviewed"),
             "payments": payments,
             "ids": ",".join(str(p.pk) for p in payments),
             "form": form,
@@ -421,11 +517,12 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyMixin, StoreTimeZoneMixin, admin.ModelAdmin):
+    store_lookup = "payment__order__store"
     list_display = [
         "id",
         "received_at",
-        "topic",
+        "topic_code",
         "action",
         "resource_id",
         "status",
@@ -433,31 +530,43 @@ class WebhookDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "attempts",
         "payment",
     ]
-    list_filter = ["status", "topic", "signature_valid", "signature_id_case"]
+    list_filter = ["status", code_filter("topic", _("topic")), "signature_valid", "signature_id_case"]
     date_hierarchy = "received_at"
     search_fields = ["=resource_id", "=request_id"]
     readonly_fields = [
-        "received_at", "topic", "action", "resource_id", "request_id", "status", "attempts", "last_error",
+        "received_at", "topic_code", "action", "resource_id", "request_id", "status", "attempts", "last_error",
         "signature", "signature_valid", "signature_error", "signature_id_case", "dedupe_key", "replay_key",
         "remote_addr", "query", "headers", "body_size", "body",
         "payment", "processed_at", "next_attempt_at",
     ]  # fmt: skip
     fields = readonly_fields
     actions = ["process_again"]
+    topic_code = code_column("topic", _("topic"))
 
     def has_process_again_permission(self, request) -> bool:
         return request.user.has_perm("payments.change_webhookdelivery")
 
-    @admin.action(description="Process again (fetch from Mercado Pago and apply)", permissions=["process_again"])
+    @admin.action(description=_("Process again (fetch from Mercado Pago and apply)"), permissions=["process_again"])
     def process_again(self, request, queryset):
         done = 0
         for delivery in queryset.filter(signature_valid=True):
             webhooks.delivery_process(delivery)
             audit(
-                user=request.user, obj=delivery, action="Process notification again", after={"status": delivery.status}
+                user=request.user,
+                obj=delivery,
+                action=gettext_noop("Process notification again"),
+                after={"status": delivery.status},
             )
             done += 1
         skipped = queryset.exclude(signature_valid=True).count()
-        self.message_user(request, f"Processed {done} notification(s) again.", messages.SUCCESS)
+        message = ngettext(
+            "Processed %(count)d notification again.", "Processed %(count)d notifications again.", done
+        ) % {"count": done}
+        self.message_user(request, message, messages.SUCCESS)
         if skipped:
-            self.message_user(request, f"Skipped {skipped} not signed by Mercado Pago.", messages.WARNING)
+            message = ngettext(
+                "Skipped %(count)d not signed by Mercado Pago.",
+                "Skipped %(count)d not signed by Mercado Pago.",
+                skipped,
+            ) % {"count": skipped}
+            self.message_user(request, message, messages.WARNING)

@@ -10,8 +10,9 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Q, Sum
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from orders.models import MONEY, Order
 
@@ -106,7 +107,11 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Payment {self.pk} ({self.status}) for order {self.order_id}"
+        return gettext("Payment %(payment)s (%(status)s) for order %(order)s") % {
+            "payment": self.pk,
+            "status": self.get_status_display(),
+            "order": self.order_id,
+        }
 
     @property
     def qr_valid(self) -> bool:
@@ -181,7 +186,10 @@ class Refund(models.Model):
         constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
 
     def __str__(self) -> str:
-        return f"Refund {self.amount} ({self.status})"
+        return gettext("Refund %(amount)s (%(status)s)") % {
+            "amount": number_format(self.amount, 2),
+            "status": self.get_status_display(),
+        }
 
 
 class PaymentEvent(models.Model):
@@ -295,4 +303,4 @@ class WebhookDelivery(models.Model):
         indexes = [models.Index(fields=["remote_addr", "received_at"], name="delivery_addr_received")]
 
     def __str__(self) -> str:
-        return f"{self.topic or '?'} {self.resource_id} ({self.status})"
+        return f"{self.resource_id or '?'} ({self.get_status_display()})"

@@ -20,8 +20,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 from django.views.decorators.http import require_safe
 
+from kiosk.store_time import render_in_zone, zone_of
 from orders.models import Store
 from payments import reports
 
@@ -83,7 +87,7 @@ def _store(request: HttpRequest) -> Store | None:
         return None
     store = Store.objects.filter(slug=slug).first()
     if store is None:
-        raise UnknownStore(f"There is no store '{slug[:80]}'.")
+        raise UnknownStore(gettext("There is no store '%(slug)s'.") % {"slug": slug[:80]})
     return store
 
 
@@ -122,13 +126,27 @@ def _hour_chart(hours: list[dict]) -> dict:
     }
 
 
+def _zone_store(request: HttpRequest) -> Store | None:
+    """The store whose zone the dates are in: the one shown; None for every store (settings.TIME_ZONE)."""
+    try:
+        return _store(request)
+    except UnknownStore:
+        return None
+
+
 @require_safe
 def sales_report_view(request: HttpRequest) -> HttpResponse:
+    """The page, its dates (and "today") in the zone of the store shown, or the installation's for every store."""
     _check_permission(request)
+    return render_in_zone(zone_of(_zone_store(request)), _sales_report, request)
+
+
+def _sales_report(request: HttpRequest) -> HttpResponse:
     raw_start, raw_end = request.GET.get("start"), request.GET.get("end")
     context = {
         **admin.site.each_context(request),
-        "title": "Sales",
+        "title": gettext("Sales"),
+        "zone_name": str(timezone.get_current_timezone()),
         "start_value": raw_start or "",
         "end_value": raw_end or "",
         "stores": list(Store.objects.order_by("name").values_list("slug", "name")),
@@ -148,7 +166,12 @@ def sales_report_view(request: HttpRequest) -> HttpResponse:
     query = _range_query(start, end, store)
     context.update(
         {
-            "subtitle": f"{store.name if store else 'All stores'}, {start.isoformat()} to {end.isoformat()}",
+            "subtitle": gettext("%(store)s, %(start)s to %(end)s")
+            % {
+                "store": store.name if store else gettext("All stores"),
+                "start": date_format(start, "SHORT_DATE_FORMAT"),
+                "end": date_format(end, "SHORT_DATE_FORMAT"),
+            },
             "start_value": start.isoformat(),
             "end_value": end.isoformat(),
             "store": store,
@@ -166,14 +189,22 @@ def sales_report_view(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "admin/reports/sales.html", context)
 
 
+def _csv_range(request: HttpRequest):
+    """The range of an export; "today" (a missing end) in the zone of its store, as on the page."""
+    with timezone.override(zone_of(_zone_store(request))):
+        return reports.parse_range(start=request.GET.get("start"), end=request.GET.get("end"))
+
+
 @require_safe
 def sales_csv_view(request: HttpRequest) -> HttpResponse:
     _check_permission(request)
     section = request.GET.get("section") or "days"
     if section not in reports.SALES_CSV_SECTIONS:
-        return _bad_request(f"Unknown section; use one of: {', '.join(reports.SALES_CSV_SECTIONS)}.")
+        return _bad_request(
+            gettext("Unknown section; use one of: %(sections)s.") % {"sections": ", ".join(reports.SALES_CSV_SECTIONS)}
+        )
     try:
-        start, end = reports.parse_range(start=request.GET.get("start"), end=request.GET.get("end"))
+        start, end = _csv_range(request)
         store = _store(request)
     except (reports.ReportRangeError, UnknownStore) as exc:
         return _bad_request(str(exc))
@@ -187,7 +218,7 @@ def sales_csv_view(request: HttpRequest) -> HttpResponse:
 def payments_csv_view(request: HttpRequest) -> HttpResponse:
     _check_permission(request)
     try:
-        start, end = reports.parse_range(start=request.GET.get("start"), end=request.GET.get("end"))
+        start, end = _csv_range(request)
         store = _store(request)
     except (reports.ReportRangeError, UnknownStore) as exc:
         return _bad_request(str(exc))

@@ -1,6 +1,7 @@
 """Sales report: read-only selectors behind the admin's "Sales" page and its CSV exports.
 
-Definitions (all dates are local dates in settings.TIME_ZONE, America/Sao_Paulo; a range is inclusive):
+Definitions (all dates are local dates, a range is inclusive): local to the store asked for (its
+`Store.time_zone`), or for every store together to settings.TIME_ZONE (America/Sao_Paulo).
 
 - Store: every figure can be narrowed to one store (`store=`): its orders, their lines, payments and refunds.
 - A sale is an order that was paid: `Order.received_at` is set. It falls on the local date and hour of
@@ -40,11 +41,12 @@ from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.conf import settings
 from django.db.models import Count, DecimalField, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, ExtractHour, TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext
 
+from kiosk.store_time import zone_of
 from orders.models import MONEY, Order, OrderItem, OrderItemOption, Product, Store
 from payments.models import Payment, PaymentEvent, Refund
 
@@ -75,8 +77,9 @@ class ReportRangeError(ValueError):
 # --- The date range -------------------------------------------------------------------------------
 
 
-def local_zone() -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+def local_zone(store: Store | None = None) -> zoneinfo.ZoneInfo:
+    """The zone a report's dates and hours are in: its store's, or the installation's for every store."""
+    return zone_of(store)
 
 
 def default_range(*, today: date | None = None) -> tuple[date, date]:
@@ -91,9 +94,12 @@ def _parse_date(value: str, name: str) -> date:
             raise ValueError
         day = date.fromisoformat(value)
     except ValueError:
-        raise ReportRangeError(f"'{name}' must be a date as YYYY-MM-DD.") from None
+        raise ReportRangeError(gettext("'%(name)s' must be a date as YYYY-MM-DD.") % {"name": name}) from None
     if not EARLIEST_DATE <= day <= LATEST_DATE:
-        raise ReportRangeError(f"'{name}' must be between {EARLIEST_DATE} and {LATEST_DATE}.")
+        raise ReportRangeError(
+            gettext("'%(name)s' must be between %(earliest)s and %(latest)s.")
+            % {"name": name, "earliest": EARLIEST_DATE, "latest": LATEST_DATE}
+        )
     return day
 
 
@@ -109,16 +115,19 @@ def parse_range(*, start: str | None, end: str | None, today: date | None = None
 
 def check_range(*, start: date, end: date) -> None:
     if start > end:
-        raise ReportRangeError("The start date is after the end date.")
+        raise ReportRangeError(gettext("The start date is after the end date."))
     days = (end - start).days + 1
     if days > MAX_RANGE_DAYS:
-        raise ReportRangeError(f"A report covers at most {MAX_RANGE_DAYS} days; this range has {days}.")
+        raise ReportRangeError(
+            gettext("A report covers at most %(most)d days; this range has %(days)d.")
+            % {"most": MAX_RANGE_DAYS, "days": days}
+        )
 
 
-def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
+def _bounds(start: date, end: date, store: Store | None = None) -> tuple[datetime, datetime]:
     """[local midnight of start, local midnight after end): the same rows as "local date in range", and
     the database can use an index on the column."""
-    zone = local_zone()
+    zone = local_zone(store)
     return (
         datetime.combine(start, time.min, tzinfo=zone),
         datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone),
@@ -143,13 +152,13 @@ def _in_store(store: Store | None, order_path: str = "") -> Q:
 
 def sales_queryset(*, start: date, end: date, store: Store | None = None) -> QuerySet[Order]:
     """The sales: orders paid (received_at set) on a local date in [start, end], whatever their status."""
-    lower, upper = _bounds(start, end)
+    lower, upper = _bounds(start, end, store)
     return Order.objects.filter(_in_store(store), received_at__gte=lower, received_at__lt=upper).order_by()
 
 
 def refunds_queryset(*, start: date, end: date, store: Store | None = None) -> QuerySet[Refund]:
     """Confirmed refunds of money that paid a sale, by the local date their confirmation was recorded."""
-    lower, upper = _bounds(start, end)
+    lower, upper = _bounds(start, end, store)
     return Refund.objects.filter(
         _in_store(store, "payment__order__"),
         status=Refund.Status.SUCCEEDED,
@@ -169,7 +178,7 @@ BY_CARD_OUTSIDE = Q(settled_by__method=Payment.Method.CARD_OUTSIDE)
 def payments_queryset(*, start: date, end: date, store: Store | None = None) -> QuerySet[Payment]:
     """Payments created in the range, oldest first, with `refunded` (sum of succeeded refunds) annotated
     by a subquery: one query however many rows."""
-    lower, upper = _bounds(start, end)
+    lower, upper = _bounds(start, end, store)
 
     def refunds_total(*statuses):
         total = (
@@ -215,7 +224,7 @@ MONEY_COLUMNS = ("gross", "mercadopago", "cash", "card_outside", "refunds", "cha
 def chargebacks_by_day(*, start: date, end: date, store: Store | None = None) -> dict[date, Decimal]:
     """Money of sales lost to a chargeback, on the local date the chargeback was recorded: what the paying
     payment still held then (paid minus its confirmed refunds)."""
-    lower, upper = _bounds(start, end)
+    lower, upper = _bounds(start, end, store)
     events = PaymentEvent.objects.filter(
         _in_store(store, "payment__order__"),
         type=PaymentEvent.Type.STATUS_CHANGED,
@@ -228,7 +237,7 @@ def chargebacks_by_day(*, start: date, end: date, store: Store | None = None) ->
     for event in events:
         refunded = event.payment.refunds.filter(status=Refund.Status.SUCCEEDED).aggregate(total=Sum("amount"))
         amount = _money(event.payment.paid_amount) - _money(refunded["total"])
-        day = event.created_at.astimezone(local_zone()).date()
+        day = event.created_at.astimezone(local_zone(store)).date()
         lost[day] = lost.get(day, ZERO) + max(amount, ZERO)
     return lost
 
@@ -236,7 +245,7 @@ def chargebacks_by_day(*, start: date, end: date, store: Store | None = None) ->
 def sales_by_day(*, start: date, end: date, store: Store | None = None) -> list[dict]:
     """One row per local date of the range, zero days included:
     {"date", "orders", "gross", "mercadopago", "cash", "card_outside", "refunds", "chargebacks", "net"}."""
-    zone = local_zone()
+    zone = local_zone(store)
     sales = {
         row["day"]: row
         for row in sales_queryset(start=start, end=end, store=store)
@@ -282,7 +291,7 @@ def sales_by_day(*, start: date, end: date, store: Store | None = None) -> list[
 def sales_by_product(*, start: date, end: date, store: Store | None = None) -> list[dict]:
     """{"product_id", "product_name", "quantity", "gross", "in_combos"} per product sold, alone or as a
     combo's part; largest gross first."""
-    lower, upper = _bounds(start, end)
+    lower, upper = _bounds(start, end, store)
     grouped = list(
         OrderItem.objects.filter(
             _in_store(store, "order__"), order__received_at__gte=lower, order__received_at__lt=upper
@@ -316,7 +325,7 @@ def sales_by_product(*, start: date, end: date, store: Store | None = None) -> l
 
 def combo_parts_sold(*, start: date, end: date, store: Store | None = None) -> dict[int, int]:
     """Units of each product sold as a combo's part in the sales of the range: {product id: units}."""
-    lower, upper = _bounds(start, end)
+    lower, upper = _bounds(start, end, store)
     parts = (
         OrderItemOption.objects.filter(
             _in_store(store, "item__order__"),
@@ -359,7 +368,7 @@ def sales_by_hour(*, start: date, end: date, store: Store | None = None) -> list
     found = {
         row["hour"]: row
         for row in sales_queryset(start=start, end=end, store=store)
-        .annotate(hour=ExtractHour("received_at", tzinfo=local_zone()))
+        .annotate(hour=ExtractHour("received_at", tzinfo=local_zone(store)))
         .values("hour")
         .annotate(orders=Count("pk"), gross=Sum("total"))
     }
@@ -454,7 +463,7 @@ def payments_csv_rows(
     """Rows of payments.csv, header first, of one store or all; reads the payments `chunk_size` at a time.
     `method`: mercadopago_qr, or cash / card_outside for money taken at the counter."""
     yield PAYMENTS_CSV_HEADER
-    zone = local_zone()
+    zone = local_zone(store)
     for payment in payments_queryset(start=start, end=end, store=store).iterator(chunk_size=chunk_size):
         order = payment.order
         yield [

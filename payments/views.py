@@ -6,6 +6,8 @@ import logging
 from django.db import DatabaseError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import BasePermission
@@ -56,11 +58,13 @@ def provider_problem(exc: GatewayError) -> DomainError:
     """Mercado Pago down: 503 with Retry-After. Mercado Pago said no: 502 with its code and message."""
     if isinstance(exc, GatewayUnavailable):
         return ProviderUnavailable(
-            "Mercado Pago is not answering right now; nothing was charged. Try again in a moment.",
+            gettext("Mercado Pago is not answering right now; nothing was charged. Try again in a moment."),
             headers={"Retry-After": str(exc.retry_after)},
         )
     return ProviderError(
-        f"Mercado Pago refused the request: {exc.message}", provider_status=exc.status, provider_code=exc.code
+        gettext("Mercado Pago refused the request: %(reason)s") % {"reason": exc.message},
+        provider_status=exc.status,
+        provider_code=exc.code,
     )
 
 
@@ -133,7 +137,7 @@ class OrderPaymentView(APIView):
         order = order_selectors.order_status_for_user(user=request.user, order_id=order_id)
         payment = selectors.payment_for_kiosk(order)
         if payment is None:
-            raise NoPayment("This order has no payment yet: POST .../checkout/ first.")
+            raise NoPayment(gettext("This order has no payment yet: POST .../checkout/ first."))
         data = PaymentStatusSerializer(payment).data
         data["qr_data"] = payment.qr_data if payment.status == Payment.Status.PENDING else None
         return Response({"payment": data, "order": {"id": order.pk, "number": order.number, "status": order.status}})
@@ -161,7 +165,7 @@ def mercadopago_webhook(request):
 class CanRefund(BasePermission):
     """Managers holding `payments.refund_payment` (given to the manager group by a migration)."""
 
-    message = "Only managers with the refund permission may give money back."
+    message = _("Only managers with the refund permission may give money back.")
 
     def has_permission(self, request, view) -> bool:
         return has_role(request.user, MANAGER) and request.user.has_perm("payments.refund_payment")
@@ -218,7 +222,7 @@ class PaymentRefundsView(APIView):
         except GatewayUnavailable as exc:
             problem = provider_problem(exc)
             held = Refund.objects.filter(request_key=key).values_list("pk", flat=True).first()
-            problem.detail = (
+            problem.detail = gettext(
                 "Mercado Pago is not answering right now. The refund is held (its amount reserved) and retried "
                 "automatically; retrying with the same Idempotency-Key continues it."
             )
@@ -227,7 +231,9 @@ class PaymentRefundsView(APIView):
         except GatewayError as exc:
             raise provider_problem(exc) from None
         if refund.status == Refund.Status.FAILED:
-            raise RefundFailed(f"Mercado Pago refused this refund: {refund.error}", refund_id=refund.pk)
+            raise RefundFailed(
+                gettext("Mercado Pago refused this refund: %(reason)s") % {"reason": refund.error}, refund_id=refund.pk
+            )
         payment.refresh_from_db()
         return Response(
             {"refund": RefundSerializer(refund).data, "payment": PaymentStatusSerializer(payment).data},

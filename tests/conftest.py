@@ -6,11 +6,14 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
+from django.test.client import RequestFactory
 from rest_framework.test import APIClient
 
 from orders.models import Category, Product, StaffMember, Store, Terminal
 
 _keys = itertools.count(1)
+# What Django's test clients send unless told otherwise; the suite adds `Accept-Language: en` (below).
+BROWSER_ENVIRON = RequestFactory._base_environ
 
 requires_mysql = pytest.mark.skipif(
     connection.vendor != "mysql",
@@ -43,13 +46,10 @@ def _english_unless_asked(monkeypatch):
     unless a test sends another, and each test starts with English active (code called outside a request, such
     as a service, speaks the active language). Portuguese, the default for everyone else, is
     tests/test_i18n.py's."""
-    from django.test.client import RequestFactory
     from django.utils import translation
 
-    original = RequestFactory._base_environ
-
     def base_environ(self, **request):
-        environ = original(self, **request)
+        environ = BROWSER_ENVIRON(self, **request)
         environ.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
         return environ
 

@@ -272,7 +272,8 @@ def test_page_for_a_manager(client, manager_user, data):
 
 
 def test_chart_coordinates_are_never_localised(client, manager_user, data):
-    page = _client_for(client, manager_user).get("/admin/reports/sales/", RANGE).content.decode()  # pt-br
+    page = _client_for(client, manager_user).get("/admin/reports/sales/", RANGE, HTTP_ACCEPT_LANGUAGE="pt-BR")
+    page = page.content.decode()
     assert "123,40" in page  # money follows the language
     svg = page[page.index('<svg class="chart"') :].split("</svg>")[0]
     # Hour 23 has the largest gross: the full 160-unit bar, x = 8 + 23 * 36.

@@ -1208,7 +1208,7 @@ def test_simulate_view_refuses_bad_input(sdk, client, body):
 
 def test_pay_page_shows_the_order_and_pays_it(sdk, sent):
     order = created_order(sdk)
-    browser = Client(enforce_csrf_checks=True)
+    browser = Client(enforce_csrf_checks=True, headers={"Accept-Language": "pt-BR"})  # the buyer's phone
     url = f"/mp-simulator/pay/{order['id']}/"
 
     page = browser.get(url)
@@ -1236,14 +1236,16 @@ def test_pay_page_settles_due_refunds_like_every_read(sdk, client):
     order = paid_order(sdk)
     refund(sdk, order)
     SimRefund.objects.update(confirm_at=timezone.now() - timedelta(seconds=1))
-    assert "Pagamento devolvido" in client.get(f"/mp-simulator/pay/{order['id']}/").content.decode()
+    page = client.get(f"/mp-simulator/pay/{order['id']}/", headers={"Accept-Language": "pt-BR"})
+    assert "Pagamento devolvido" in page.content.decode()
 
 
 def test_pay_page_reject_and_unknown_order(sdk, client):
     order = created_order(sdk)
     url = f"/mp-simulator/pay/{order['id']}/"
     assert client.post(url, {"action": "reject"}).status_code == 302
-    assert "Pagamento recusado" in client.get(url).content.decode()
+    assert "Pagamento recusado" in client.get(url, headers={"Accept-Language": "pt-BR"}).content.decode()
+    assert "Payment declined" in client.get(url, headers={"Accept-Language": "en"}).content.decode()
     assert client.get("/mp-simulator/pay/ORD01JQ4S4KY8HWQ6NA5PXB65B3D3/").status_code == 404
 
 

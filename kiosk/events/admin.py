@@ -11,6 +11,8 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_noop, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from kiosk.admin import ReadOnlyMixin
 from kiosk.audit import audit
@@ -20,6 +22,7 @@ from kiosk.events.models import DeliveryAttempt, Event, EventDelivery, WebhookEn
 from kiosk.events.services import EVENT_TYPES
 from kiosk.events.validation import clean_endpoint_events, clean_endpoint_url
 from kiosk.logging import mask_pii
+from kiosk.store_time import StoreTimeZoneMixin
 
 ALL_EVENTS = "*"
 Status = EventDelivery.Status
@@ -42,11 +45,11 @@ class EventTypesField(forms.MultipleChoiceField):
 
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.CharField(
-        label="URL", max_length=500, help_text="Where the events are POSTed: http(s) to a public address."
+        label="URL", max_length=500, help_text=_("Where the events are POSTed: http(s) to a public address.")
     )
     events = EventTypesField(
-        label="events",
-        error_messages={"required": "Tick the event types to send, or all events (*)."},
+        label=_("events"),
+        error_messages={"required": _("Tick the event types to send, or all events (*).")},
     )
 
     class Meta:
@@ -55,12 +58,14 @@ class WebhookEndpointForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        choices = [(ALL_EVENTS, "All events (*), including types added later")]
-        choices += [(name, f"{name}: {meaning}") for name, meaning in EVENT_TYPES.items()]
+        choices = [(ALL_EVENTS, gettext("All events (*), including types added later"))]
+        choices += [(name, f"{name}: {gettext(meaning)}") for name, meaning in EVENT_TYPES.items()]
         # A type stored earlier and no longer known stays visible (and is refused on save until unticked).
         stored = self.instance.events if self.instance.pk else []
         choices += [
-            (name, f"{name} (unknown type)") for name in stored if name != ALL_EVENTS and name not in EVENT_TYPES
+            (name, gettext("%(type)s (unknown type)") % {"type": name})
+            for name in stored
+            if name != ALL_EVENTS and name not in EVENT_TYPES
         ]
         self.fields["events"].choices = choices
 
@@ -72,7 +77,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(StoreTimeZoneMixin, admin.ModelAdmin):
     form = WebhookEndpointForm
     list_display = ["__str__", "url", "event_types", "active", "pending", "dead", "created_at"]
     list_display_links = ["__str__", "url"]
@@ -96,9 +101,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         fields = ["url", "events", "active", "description"]
         return [*fields, "signing_secret", "created_at", "updated_at"] if obj else fields
 
-    @admin.display(description="events")
+    @admin.display(description=_("events"))
     def event_types(self, endpoint: WebhookEndpoint) -> str:
-        return "all (*)" if ALL_EVENTS in endpoint.events else ", ".join(endpoint.events)
+        return gettext("all (*)") if ALL_EVENTS in endpoint.events else ", ".join(endpoint.events)
 
     def _deliveries_link(self, endpoint: WebhookEndpoint, status: str, count: int):
         if not count:
@@ -108,35 +113,38 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             '<a href="{}?endpoint__id__exact={}&status__exact={}">{}</a>', url, endpoint.pk, status, count
         )
 
-    @admin.display(description="pending", ordering="pending_count")
+    @admin.display(description=_("pending deliveries"), ordering="pending_count")
     def pending(self, endpoint: WebhookEndpoint):
         return self._deliveries_link(endpoint, Status.PENDING, endpoint.pending_count)
 
-    @admin.display(description="dead", ordering="dead_count")
+    @admin.display(description=_("dead deliveries"), ordering="dead_count")
     def dead(self, endpoint: WebhookEndpoint):
         return self._deliveries_link(endpoint, Status.DEAD, endpoint.dead_count)
 
-    @admin.display(description="signing secret")
+    @admin.display(description=_("signing secret"))
     def signing_secret(self, endpoint: WebhookEndpoint) -> str:
         return format_html(
-            "<code>{}</code><div class='help'>The subscriber checks X-Kiosk-Signature with it. "
-            "Rotate it with the list's action.</div>",
+            "<code>{}</code><div class='help'>{}</div>",
             endpoint.secret,
+            gettext("The subscriber checks X-Kiosk-Signature with it. Rotate it with the list's action."),
         )
 
-    @admin.action(description="Rotate signing secret", permissions=["change"])
+    @admin.action(description=_("Rotate signing secret"), permissions=["change"])
     def rotate_secret(self, request, queryset):
         done = 0
         for endpoint_id in queryset.order_by("pk").values_list("pk", flat=True):
             endpoint = endpoint_rotate_secret(endpoint_id=endpoint_id)
-            audit(user=request.user, obj=endpoint, action="Rotate signing secret")  # never the secret itself
+            # never the secret itself
+            audit(user=request.user, obj=endpoint, action=gettext_noop("Rotate signing secret"))
             done += 1
-        self.message_user(
-            request,
-            f"New signing secret for {done} endpoint(s). Events are signed with it from now on: copy it from the "
+        message = ngettext(
+            "New signing secret for %(count)d endpoint. Events are signed with it from now on: copy it from the "
             "endpoint's page into the subscriber (until then it refuses them and they are retried).",
-            messages.SUCCESS,
-        )
+            "New signing secret for %(count)d endpoints. Events are signed with it from now on: copy it from the "
+            "endpoint's page into the subscriber (until then it refuses them and they are retried).",
+            done,
+        ) % {"count": done}
+        self.message_user(request, message, messages.SUCCESS)
 
     # --- writes go through kiosk/events/endpoints.py, as the API's do ---------------------------
 
@@ -165,7 +173,10 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
                 delivery__endpoint_id__in=ids
             ).count(),
         }
-        to_delete = [f"Webhook endpoint: {endpoint} ({endpoint.url})" for endpoint in endpoints]
+        to_delete = [
+            gettext("Webhook endpoint: %(endpoint)s (%(url)s)") % {"endpoint": endpoint, "url": endpoint.url}
+            for endpoint in endpoints
+        ]
         return to_delete, {name: count for name, count in counts.items() if count}, set(), []
 
 
@@ -173,7 +184,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 
 class EventTypeFilter(admin.SimpleListFilter):
-    title = "type"
+    title = _("type")
     parameter_name = "type"
 
     def lookups(self, request, model_admin):
@@ -195,7 +206,8 @@ class EventDeliveryInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class EventAdmin(ReadOnlyMixin, StoreTimeZoneMixin, admin.ModelAdmin):
+    store_lookup = "order__store"
     list_display = ["type", "order_link", "sequence", "aggregate", "occurred_at", "correlation_id"]
     list_filter = [EventTypeFilter]
     list_select_related = ["order"]
@@ -209,15 +221,15 @@ class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     readonly_fields = fields
     inlines = [EventDeliveryInline]
 
-    @admin.display(description="order", ordering="order_id")
+    @admin.display(description=_("order"), ordering="order_id")
     def order_link(self, event: Event) -> str:
         return _order_link(event.order_id, event.order)
 
-    @admin.display(description="aggregate")
+    @admin.display(description=_("aggregate"))
     def aggregate(self, event: Event) -> str:
         return f"{event.aggregate_type} {event.aggregate_id}"
 
-    @admin.display(description="envelope (as sent; CPF masked here)")
+    @admin.display(description=_("envelope (as sent; CPF masked here)"))
     def envelope_json(self, event: Event) -> str:
         # The subscriber gets the CPF of "CPF na nota"; the back office shows it masked, as everywhere else.
         return format_html("<pre>{}</pre>", mask_pii(json.dumps(event.envelope(), indent=2, ensure_ascii=False)))
@@ -228,7 +240,7 @@ class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):
     model = DeliveryAttempt
-    verbose_name_plural = "attempts (newest first)"
+    verbose_name_plural = _("attempts (newest first)")
     fields = ["attempted_at", "status_code", "duration_ms", "error", "response_body"]
     readonly_fields = fields
     ordering = ["-attempted_at", "-id"]
@@ -236,7 +248,8 @@ class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(EventDelivery)
-class EventDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class EventDeliveryAdmin(ReadOnlyMixin, StoreTimeZoneMixin, admin.ModelAdmin):
+    store_lookup = "event__order__store"
     list_display = [
         "id", "event_type", "endpoint", "order_link", "sequence", "status", "attempts", "last_status_code",
         "last_error", "next_attempt_at", "delivered_at",
@@ -254,16 +267,22 @@ class EventDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
     inlines = [DeliveryAttemptInline]
     actions = ["send_again"]
 
-    @admin.display(description="event", ordering="event__type")
+    @admin.display(description=_("event"), ordering="event__type")
     def event_type(self, delivery: EventDelivery) -> str:
         return delivery.event.type
 
-    @admin.display(description="event")
+    @admin.display(description=_("event"))
     def event_link(self, delivery: EventDelivery) -> str:
         url = reverse("admin:events_event_change", args=[delivery.event_id])
-        return format_html('<a href="{}">{}</a>', url, delivery.event)
+        event = delivery.event
+        label = gettext("%(type)s #%(sequence)s of order %(order)s") % {
+            "type": event.type,
+            "sequence": event.sequence,
+            "order": event.order_id,
+        }
+        return format_html('<a href="{}">{}</a>', url, label)
 
-    @admin.display(description="order", ordering="order_id")
+    @admin.display(description=_("order"), ordering="order_id")
     def order_link(self, delivery: EventDelivery) -> str:
         return _order_link(delivery.order_id, delivery.event.order)
 
@@ -271,7 +290,7 @@ class EventDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
         # The deliveries' "change": the only change the back office makes to one is sending it again.
         return request.user.has_perm("events.change_eventdelivery")
 
-    @admin.action(description="Send again (dead or delivered ones)", permissions=["send_again"])
+    @admin.action(description=_("Send again (dead or delivered ones)"), permissions=["send_again"])
     def send_again(self, request, queryset):
         chosen = list(queryset.exclude(status=Status.PENDING).select_related("event", "endpoint"))
         skipped = queryset.filter(status=Status.PENDING).count()
@@ -280,11 +299,17 @@ class EventDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
             audit(
                 user=request.user,
                 obj=delivery,
-                action="Send delivery again",
+                action=gettext_noop("Send delivery again"),
                 before={"status": delivery.status, "attempts": delivery.attempts},
             )
-        self.message_user(request, f"Sending {sent} delivery(ies) again.", messages.SUCCESS)
+        message = ngettext("Sending %(count)d delivery again.", "Sending %(count)d deliveries again.", sent) % {
+            "count": sent
+        }
+        self.message_user(request, message, messages.SUCCESS)
         if skipped:
-            self.message_user(
-                request, f"Skipped {skipped} still pending: the worker is on them already.", messages.WARNING
-            )
+            message = ngettext(
+                "Skipped %(count)d still pending: the worker is on it already.",
+                "Skipped %(count)d still pending: the worker is on them already.",
+                skipped,
+            ) % {"count": skipped}
+            self.message_user(request, message, messages.WARNING)

@@ -5,6 +5,7 @@ The REST API calls these; the rules on URLs and event types are the shared ones 
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from kiosk.events.delivery import deliveries_resume
 from kiosk.events.models import WebhookEndpoint, new_secret
@@ -17,7 +18,7 @@ class EndpointNotFound(DomainError):
     code = "not_found"
 
     def __init__(self, endpoint_id: int):
-        super().__init__(f"No webhook endpoint with id {endpoint_id}.")
+        super().__init__(gettext("No webhook endpoint with id %(id)s.") % {"id": endpoint_id})
 
 
 def endpoints_list():

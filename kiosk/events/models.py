@@ -10,8 +10,8 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 ENVELOPE_VERSION = 1
 
@@ -40,7 +40,11 @@ class Event(models.Model):
         constraints = [models.UniqueConstraint(fields=["order", "sequence"], name="event_sequence_unique_per_order")]
 
     def __str__(self) -> str:
-        return f"{self.type} #{self.sequence} of order {self.order_id}"
+        return gettext("%(type)s #%(sequence)s of order %(order)s") % {
+            "type": self.type,
+            "sequence": self.sequence,
+            "order": self.order_id,
+        }
 
     def envelope(self) -> dict:
         return {
@@ -113,7 +117,7 @@ class EventDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event.type} -> {self.endpoint} ({self.status})"
+        return f"{self.event.type} -> {self.endpoint} ({self.get_status_display()})"
 
 
 class DeliveryAttempt(models.Model):
@@ -132,4 +136,4 @@ class DeliveryAttempt(models.Model):
         ordering = ["-attempted_at"]
 
     def __str__(self) -> str:
-        return f"{self.status_code or self.error} in {self.duration_ms} ms"
+        return f"{self.status_code or self.error} ({self.duration_ms} ms)"

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.utils.translation import gettext
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -58,25 +59,28 @@ def check_url(url: str) -> None:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:  # e.g. "http://[::1/", a port out of range
-        raise UrlNotAllowed("The URL is not well formed.") from None
+        raise UrlNotAllowed(gettext("The URL is not well formed.")) from None
     if parts.scheme not in ("http", "https"):
-        raise UrlNotAllowed("The URL must start with http:// or https://.")
+        raise UrlNotAllowed(gettext("The URL must start with http:// or https://."))
     if not parts.hostname:
-        raise UrlNotAllowed("The URL has no host.")
+        raise UrlNotAllowed(gettext("The URL has no host."))
     if parts.username or parts.password:
-        raise UrlNotAllowed("The URL must not carry a user name or password.")
+        raise UrlNotAllowed(gettext("The URL must not carry a user name or password."))
     if port == 0:
-        raise UrlNotAllowed("The URL's port must be 1 to 65535.")
+        raise UrlNotAllowed(gettext("The URL's port must be 1 to 65535."))
     try:
         infos = socket.getaddrinfo(
             parts.hostname, port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP
         )
     except (socket.gaierror, UnicodeError, ValueError) as exc:
-        raise UrlNotAllowed(f"The host {parts.hostname!r} does not resolve ({exc}).") from None
+        raise UrlNotAllowed(
+            gettext("The host %(host)r does not resolve (%(error)s).") % {"host": parts.hostname, "error": exc}
+        ) from None
     for info in infos:
         if address_refused(info[4][0]):
             raise UrlNotAllowed(
-                f"The host {parts.hostname!r} resolves to {info[4][0]}, a private, loopback or link-local address."
+                gettext("The host %(host)r resolves to %(address)s, a private, loopback or link-local address.")
+                % {"host": parts.hostname, "address": info[4][0]}
             )
 
 

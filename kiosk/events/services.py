@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, prefetch_related_objects
+from django.utils.translation import gettext_noop
 
 from kiosk.events.models import Event, EventDelivery, WebhookEndpoint
 from kiosk.jobs import enqueue
@@ -21,22 +22,27 @@ from kiosk.middleware import current_cause, current_request_id
 
 logger = logging.getLogger("kiosk.events")
 
+# What each event type means (English; the back office shows it translated).
 EVENT_TYPES = {
-    "order.placed": "A kiosk placed an order (awaiting payment; stock reserved).",
-    "order.paid": "The order is paid (by Mercado Pago or at the counter): what a fiscal receipt needs.",
-    "order.status_changed": "The order moved: received, in_preparation, ready, completed, cancelled.",
-    "order.cancelled": "The order was cancelled (customer, expiry, staff, or refunded in full before delivery).",
-    "payment.approved": "The money came in: Mercado Pago says so, or a cashier took it at the counter.",
-    "payment.rejected": "Mercado Pago refused the payment.",
-    "payment.expired": "The QR expired unpaid.",
-    "payment.cancelled": "The QR was given up (order cancelled, paid otherwise, or replaced).",
-    "payment.under_review": "Something about the payment needs a person (amount mismatch, late money...).",
-    "payment.refund_requested": "A refund was asked of Mercado Pago (it confirms later).",
-    "payment.refund_succeeded": "Mercado Pago confirmed a refund.",
-    "payment.refund_failed": "Mercado Pago reports a refund failed; its amount is refundable again.",
-    "payment.partially_refunded": "Confirmed refunds now cover part of the payment.",
-    "payment.refunded": "Confirmed refunds now cover the whole payment.",
-    "payment.charged_back": "The buyer disputed the payment with the card issuer.",
+    "order.placed": gettext_noop("A kiosk placed an order (awaiting payment; stock reserved)."),
+    "order.paid": gettext_noop("The order is paid (by Mercado Pago or at the counter): what a fiscal receipt needs."),
+    "order.status_changed": gettext_noop("The order moved: received, in_preparation, ready, completed, cancelled."),
+    "order.cancelled": gettext_noop(
+        "The order was cancelled (customer, expiry, staff, or refunded in full before delivery)."
+    ),
+    "payment.approved": gettext_noop("The money came in: Mercado Pago says so, or a cashier took it at the counter."),
+    "payment.rejected": gettext_noop("Mercado Pago refused the payment."),
+    "payment.expired": gettext_noop("The QR expired unpaid."),
+    "payment.cancelled": gettext_noop("The QR was given up (order cancelled, paid otherwise, or replaced)."),
+    "payment.under_review": gettext_noop(
+        "Something about the payment needs a person (amount mismatch, late money...)."
+    ),
+    "payment.refund_requested": gettext_noop("A refund was asked of Mercado Pago (it confirms later)."),
+    "payment.refund_succeeded": gettext_noop("Mercado Pago confirmed a refund."),
+    "payment.refund_failed": gettext_noop("Mercado Pago reports a refund failed; its amount is refundable again."),
+    "payment.partially_refunded": gettext_noop("Confirmed refunds now cover part of the payment."),
+    "payment.refunded": gettext_noop("Confirmed refunds now cover the whole payment."),
+    "payment.charged_back": gettext_noop("The buyer disputed the payment with the card issuer."),
 }
 
 

@@ -14,6 +14,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from kiosk.jobs import enqueue
 from kiosk.problems import Conflict, DomainError, Invalid
@@ -60,14 +62,22 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
     with transaction.atomic():
         order = Order.objects.select_for_update().select_related("terminal").get(pk=order_id)
         if order.status != Order.Status.AWAITING_PAYMENT:
-            raise OrderNotPayable(f"Order #{order.number} is '{order.status}', not awaiting payment.")
+            raise OrderNotPayable(
+                gettext("Order #%(number)s is '%(status)s', not awaiting payment.")
+                % {"number": order.number, "status": order.get_status_display()}
+            )
         if money_held_for_review(order.pk):
             # Money already came for this order but did not settle it (a wrong amount): never charge again
             # before a person has looked.
-            raise PaymentUnderReview(f"A payment for order #{order.number} is waiting for staff review.")
+            raise PaymentUnderReview(
+                gettext("A payment for order #%(number)s is waiting for staff review.") % {"number": order.number}
+            )
         terminal = order.terminal
         if not terminal.active or not terminal.external_pos_id:
-            raise TerminalNotReady(f"Terminal '{terminal.name}' is not set up for Mercado Pago payments.")
+            raise TerminalNotReady(
+                gettext("Terminal '%(terminal)s' is not set up for Mercado Pago payments.")
+                % {"terminal": terminal.name}
+            )
         payment = order.payments.filter(status=Status.PENDING).order_by("-created_at").first()
         if payment and payment.qr_valid:
             return payment, False
@@ -158,14 +168,18 @@ def _give_up_open_qrs(order_id, *, message: str, actor: str) -> list[int]:
     return [payment.pk for payment in pending if payment.provider_order_id]
 
 
+def _held_for_review(order: Order) -> str:
+    return gettext("A payment for order #%(number)s is waiting for staff review: approve it or refund it first.") % {
+        "number": order.number
+    }
+
+
 def _refuse_while_money_is_held(order_id) -> None:
     """Money held for review belongs to this order until a person decides (approve it, or refund it):
     cancelling the order or taking the money another way first would leave it unexplained."""
     order = Order.objects.select_for_update().get(pk=order_id)
     if order.status == Order.Status.AWAITING_PAYMENT and money_held_for_review(order.pk):
-        raise PaymentUnderReview(
-            f"A payment for order #{order.number} is waiting for staff review: approve it or refund it first."
-        )
+        raise PaymentUnderReview(_held_for_review(order))
 
 
 def order_cancel_unpaid(*, order_id, reason: str = Order.CancelReason.CUSTOMER, actor: str = "system") -> Order:
@@ -205,23 +219,26 @@ def order_pay_at_counter(*, order_id, method: str, amount: Decimal, actor: str) 
     """
     if method not in COUNTER_METHODS:
         raise Invalid(
-            f"Unknown counter payment method '{method}'.", errors={"method": [f"One of {list(COUNTER_METHODS)}."]}
+            gettext("Unknown counter payment method '%(method)s'.") % {"method": method},
+            errors={"method": [gettext("One of %(methods)s.") % {"methods": list(COUNTER_METHODS)}]},
         )
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
         if order.status != Order.Status.AWAITING_PAYMENT:
             raise OrderNotPayable(
-                f"Order #{order.number} is '{order.status}', not awaiting payment: there is nothing to take.",
+                gettext("Order #%(number)s is '%(status)s', not awaiting payment: there is nothing to take.")
+                % {"number": order.number, "status": order.get_status_display()},
                 current=order.status,
             )
         if money_held_for_review(order.pk):
-            raise PaymentUnderReview(
-                f"A payment for order #{order.number} is waiting for staff review: approve it or refund it first."
-            )
+            raise PaymentUnderReview(_held_for_review(order))
         if amount != order.total:
             raise CounterAmountMismatch(
-                f"Order #{order.number} totals {order.total}; {amount} was entered. Record exactly the total "
-                "(change given for cash is not recorded).",
+                gettext(
+                    "Order #%(number)s totals %(total)s; %(amount)s was entered. Record exactly the total "
+                    "(change given for cash is not recorded)."
+                )
+                % {"number": order.number, "total": number_format(order.total, 2), "amount": number_format(amount, 2)},
                 order_total=f"{order.total:.2f}",
                 amount=f"{amount:.2f}",
             )

@@ -20,6 +20,8 @@ from decimal import Decimal, InvalidOperation
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from kiosk.problems import DomainError
 from orders.models import MAX_MONEY, Order
@@ -66,7 +68,7 @@ def _cents(value) -> Decimal:
     except (InvalidOperation, ValueError):
         exact = False
     if not exact:
-        raise RefundAmountInvalid(f"'{value}' is not an amount such as 10.00.")
+        raise RefundAmountInvalid(gettext("'%(value)s' is not an amount such as 10.00.") % {"value": value})
     return amount.quantize(Decimal("0.01"))
 
 
@@ -91,9 +93,11 @@ def refund_request(
     With `request_key`, a second call continues the refund the first one made.
     """
     if not reason or not reason.strip():
-        raise RefundAmountInvalid("A refund needs a reason.")
+        raise RefundAmountInvalid(gettext("A refund needs a reason."))
     if len(reason) > MAX_REASON_LENGTH:
-        raise RefundAmountInvalid(f"A refund's reason has at most {MAX_REASON_LENGTH} characters.")
+        raise RefundAmountInvalid(
+            gettext("A refund's reason has at most %(most)d characters.") % {"most": MAX_REASON_LENGTH}
+        )
     amount = None if amount is None else _cents(amount)
     if request_key:
         earlier = Refund.objects.filter(request_key=request_key).first()
@@ -105,16 +109,29 @@ def refund_request(
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.provider == Payment.Provider.COUNTER:
             raise RefundNotAllowed(
-                f"Payment {payment.pk} was taken at the counter ({payment.get_method_display()}): it never went "
-                "through Mercado Pago, so give the money back at the counter."
+                gettext(
+                    "Payment %(payment)s was taken at the counter (%(method)s): it never went through Mercado Pago, "
+                    "so give the money back at the counter."
+                )
+                % {"payment": payment.pk, "method": payment.get_method_display()}
             )
         if payment.status not in MONEY_HELD or not payment.provider_order_id:
-            raise RefundNotAllowed(f"Payment {payment.pk} is '{payment.status}': there is no money to give back.")
+            raise RefundNotAllowed(
+                gettext("Payment %(payment)s is '%(status)s': there is no money to give back.")
+                % {"payment": payment.pk, "status": payment.get_status_display()}
+            )
         refundable = refundable_amount(payment)
         asked = amount  # None: everything refundable
         amount = refundable if asked is None else asked
         if amount <= 0 or amount > refundable:
-            raise RefundAmountInvalid(f"Refund must be between 0.01 and {refundable}; asked for {amount}.")
+            raise RefundAmountInvalid(
+                gettext("Refund must be between %(least)s and %(most)s; asked for %(amount)s.")
+                % {
+                    "least": number_format(Decimal("0.01"), 2),
+                    "most": number_format(refundable, 2),
+                    "amount": number_format(amount, 2),
+                }
+            )
         nothing_refunded_yet = not payment.refunds.exclude(status=RefundStatus.FAILED).exists()
         try:
             with transaction.atomic():
@@ -154,7 +171,7 @@ def _continue(refund: Refund, *, payment_id, amount, reason: str) -> Refund:
         or reason.strip() != refund.reason
     ):
         raise RefundKeyReused(
-            "This Idempotency-Key was already used for another refund; use a new key for a new refund."
+            gettext("This Idempotency-Key was already used for another refund; use a new key for a new refund.")
         )
     return refund_attempt(refund_id=refund.pk)
 

@@ -7,6 +7,8 @@ comment saying what was done.
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from kiosk.problems import DomainError
 from orders import services as order_services
@@ -36,7 +38,7 @@ def payment_sync(*, payment_id) -> Payment:
     the buyer's Payments API id known, also reads that payment, which is where a chargeback shows."""
     payment = Payment.objects.get(pk=payment_id)
     if not payment.provider_order_id:
-        raise ReviewNotPossible(f"Payment {payment.pk} has no Mercado Pago order yet.")
+        raise ReviewNotPossible(gettext("Payment %(payment)s has no Mercado Pago order yet.") % {"payment": payment.pk})
     mp = gateway()
     payment = payment_apply_provider_order(mp_order=mp.get_order(payment.provider_order_id), source="manual sync")
     if payment is not None and payment.provider_payment_reference:
@@ -49,7 +51,7 @@ def payment_review_approve(*, payment_id, actor: str, comment: str = "") -> Paym
     untouched, and the amounts match to the cent, and the order is still waiting for exactly this money."""
     payment = Payment.objects.get(pk=payment_id)
     if not payment.provider_order_id:
-        raise ReviewNotPossible(f"Payment {payment.pk} has no Mercado Pago order.")
+        raise ReviewNotPossible(gettext("Payment %(payment)s has no Mercado Pago order.") % {"payment": payment.pk})
     mp_order = gateway().get_order(payment.provider_order_id)
     state = interpret_order(mp_order)
     with transaction.atomic():
@@ -58,21 +60,27 @@ def payment_review_approve(*, payment_id, actor: str, comment: str = "") -> Paym
         problems = []
         if not state.money_in or state.mentions_refunds or state.refunds or state.chargebacks:
             problems.append(
-                f"Mercado Pago says the order is '{mp_order.get('status')}/{mp_order.get('status_detail')}', "
-                "not paid and untouched"
+                gettext("Mercado Pago says the order is '%(status)s/%(detail)s', not paid and untouched")
+                % {"status": mp_order.get("status"), "detail": mp_order.get("status_detail")}
             )
         if state.paid_amount != order.total or payment.amount != order.total:
-            problems.append(f"paid {state.paid_amount}, order total {order.total}")
+            problems.append(
+                gettext("paid %(paid)s, order total %(total)s")
+                % {"paid": number_format(state.paid_amount, 2), "total": number_format(order.total, 2)}
+            )
         if order.status != Order.Status.AWAITING_PAYMENT:
-            problems.append(f"order #{order.number} is '{order.status}'")
+            problems.append(
+                gettext("order #%(number)s is '%(status)s'")
+                % {"number": order.number, "status": order.get_status_display()}
+            )
         if Payment.objects.filter(settles=order).exclude(pk=payment.pk).exists():
-            problems.append("another payment already paid this order")
+            problems.append(gettext("another payment already paid this order"))
         if payment.refunds.exclude(status=Refund.Status.FAILED).exists():
-            problems.append("money was (or is being) given back")
+            problems.append(gettext("money was (or is being) given back"))
         if payment.status not in (Status.PENDING, Status.APPROVED, Status.EXPIRED, Status.CANCELLED):
-            problems.append(f"the payment is '{payment.status}'")
+            problems.append(gettext("the payment is '%(status)s'") % {"status": payment.get_status_display()})
         if problems:
-            raise ReviewNotPossible("Cannot approve: " + "; ".join(problems) + ".")
+            raise ReviewNotPossible(gettext("Cannot approve: %(problems)s.") % {"problems": "; ".join(problems)})
         payment.paid_amount, payment.paid_at = state.paid_amount, payment.paid_at or timezone.now()
         move_status(payment, Status.APPROVED, payload=mp_order, message="approved in review", actor=actor)
         payment.settles = order
@@ -90,7 +98,7 @@ def payment_review_approve(*, payment_id, actor: str, comment: str = "") -> Paym
 def payment_review_resolve(*, payment_id, actor: str, comment: str) -> Payment:
     """Takes a payment off the review queue with a comment saying what was done about it."""
     if not comment or not comment.strip():
-        raise ReviewNotPossible("Say what was done: a comment is required.")
+        raise ReviewNotPossible(gettext("Say what was done: a comment is required."))
     with transaction.atomic():
         Order.objects.select_for_update().filter(payments=payment_id).first()  # order first, then payment
         payment = Payment.objects.select_for_update().get(pk=payment_id)

@@ -1,8 +1,9 @@
 """Read-only admin pages to look into the simulated Mercado Pago (what it thinks happened)."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
-from kiosk.admin import ReadOnlyMixin
+from kiosk.admin import ReadOnlyMixin, code_column, code_filter
 from payments.simulator.models import (
     SimChargeback,
     SimIdempotencyKey,
@@ -48,7 +49,13 @@ class SimNotificationAdmin(ReadOnlyAdmin):
     """What the simulated Mercado Pago sent (or still has to send) to the notification URL."""
 
     list_display = ["created_at", "action", "data_id", "status", "attempts", "due_at", "sent_at", "last_error"]
-    list_filter = ["status", "topic", "action"]
+    list_filter = ["status", code_filter("topic", _("topic")), "action"]
+    fields = [
+        "url", "topic_code", "action", "data_id", "body", "signature_ts", "request_id", "due_at", "status", "attempts",
+        "last_error", "sent_at", "created_at",
+    ]  # fmt: skip
+    readonly_fields = fields
+    topic_code = code_column("topic", _("topic"))
     search_fields = ["data_id", "request_id"]
 
 

@@ -18,6 +18,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.formats import number_format
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -109,18 +112,17 @@ def confirm_refunds_view(request: HttpRequest, order_id: str) -> HttpResponse:
 
 
 def _brl(amount: str) -> str:
-    """25.90 -> "R$ 25,90" (Brazilian format, thousands with a dot)."""
-    whole, cents = f"{Decimal(amount):,.2f}".split(".")
-    return f"R$ {whole.replace(',', '.')},{cents}"
+    """25.90 -> "R$ 25,90" in Portuguese (thousands with a dot), "R$ 25.90" in English."""
+    return f"R$ {number_format(Decimal(amount), decimal_pos=2, force_grouping=True)}"
 
 
 STATUS_TEXT = {
-    "created": "Aguardando pagamento",
-    "processed": "Pagamento aprovado",
-    "failed": "Pagamento recusado",
-    "expired": "QR expirado",
-    "canceled": "Pedido cancelado",
-    "refunded": "Pagamento devolvido",
+    "created": _("Awaiting payment"),
+    "processed": _("Payment approved"),
+    "failed": _("Payment declined"),
+    "expired": _("QR expired"),
+    "canceled": _("Order cancelled"),
+    "refunded": _("Payment refunded"),
 }
 
 
@@ -131,7 +133,7 @@ def pay_page(request: HttpRequest, order_id: str) -> HttpResponse:
     if request.method == "POST":
         outcome = {"pay": "approved", "reject": "rejected"}.get(request.POST.get("action", ""))
         if outcome is None:
-            error = "Ação desconhecida."
+            error = gettext("Unknown action.")
         else:
             try:
                 engine.simulate(order_id, outcome)
