@@ -1,22 +1,24 @@
 # One image for web, worker and jobs: the command decides (see compose.yaml and docs/operations.md).
 # Build: docker build -t kiosk .    Run: docker compose up (web, worker, MariaDB).
 
-# --- Build: compilers and headers for mysqlclient, the virtualenv, the static files --------------------
+# --- Build: compilers and headers for mysqlclient, the virtualenv, the translations, the static files -----
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 # Debian's point releases replace package versions: pinning them would break the build, not secure it; the
 # base image's tag pins the distribution.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential default-libmysqlclient-dev pkg-config \
+ && apt-get install -y --no-install-recommends build-essential default-libmysqlclient-dev gettext pkg-config \
  && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt /tmp/requirements.txt
 RUN python -m venv /venv && /venv/bin/pip install -r /tmp/requirements.txt
 WORKDIR /app
 COPY . .
-# collectstatic needs settings that start: a throw-away key, DEBUG off, no database.
-RUN DEBUG=false SECRET_KEY=collectstatic-only-not-a-secret MERCADOPAGO_SIMULATOR=true \
-    /venv/bin/python manage.py collectstatic --no-input -v 0
+# compilemessages (the .po catalogues to the .mo files Django reads; git ignores them) and collectstatic need
+# settings that start: a throw-away key, DEBUG off, no database.
+RUN export DEBUG=false SECRET_KEY=build-only-not-a-secret MERCADOPAGO_SIMULATOR=true \
+ && /venv/bin/python manage.py compilemessages -v 0 --ignore=staticfiles \
+ && /venv/bin/python manage.py collectstatic --no-input -v 0
 
 # --- Runtime: the MariaDB client library only, no compilers, not root ---------------------------------
 FROM python:3.11-slim-bookworm

@@ -6,17 +6,32 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint format bench clean system-deps help
+.PHONY: run test lint format bench clean system-deps help compilemessages messages
 
 help:
 	@echo "make run    - install, migrate, load demo data, serve on http://$(HOST):$(PORT) (SQLite, demo data, DEBUG on)"
 	@echo "make test   - install test tools and run the whole suite in parallel (SQLite, or MySQL/MariaDB via DATABASE_URL); writes coverage.xml"
 	@echo "make lint   - ruff check and format check, bandit, pip-audit over the pinned requirements"
 	@echo "make bench  - throughput of the lunch-rush paths as ratios to /healthz (gunicorn, MariaDB, wrk): docs/benchmarks.md"
+	@echo "make messages - update the translation catalogues (locale/) from the code and compile them"
 
-# mysqlclient compiles against the MySQL/MariaDB client headers; install them if this machine lacks them.
+# mysqlclient compiles against the MySQL/MariaDB client headers, and the translations need msgfmt (gettext);
+# install them if this machine lacks them.
 system-deps:
 	@bash scripts/ensure-system-deps.sh
+
+# The translations (locale/<language>/LC_MESSAGES/*.po) compiled to the .mo files Django reads: git ignores the
+# .mo, make run and make test compile them (an up-to-date one is skipped), the image at build time.
+compilemessages: | $(VENV)/.runtime-installed
+	@command -v msgfmt >/dev/null 2>&1 || $(MAKE) --no-print-directory system-deps
+	DEBUG=true $(BIN)/python manage.py compilemessages -v 0 --ignore=.venv --ignore=staticfiles
+
+# After changing words in the code or the templates: the catalogues get the new messages (translate them, then
+# no msgstr may stay empty: tests/test_i18n.py), and are compiled.
+messages: | $(VENV)/.runtime-installed
+	DEBUG=true $(BIN)/python manage.py makemessages -l pt_BR -d django --ignore=.venv --ignore=staticfiles --ignore=tests
+	DEBUG=true $(BIN)/python manage.py makemessages -l pt_BR -d djangojs --ignore=.venv --ignore=staticfiles --ignore=tests
+	@$(MAKE) --no-print-directory compilemessages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +49,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 run: export DEBUG ?= true
 # Where the simulator's QR pay page and notifications point; 0.0.0.0 is no address to call back.
 run: export SITE_URL ?= http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
-run: $(VENV)/.runtime-installed .env
+run: $(VENV)/.runtime-installed .env compilemessages
 	$(BIN)/python manage.py migrate --no-input -v 0
 	$(BIN)/python manage.py seed_demo
 	@echo ""
@@ -72,7 +87,7 @@ PYTEST_COV ?= --cov --cov-report=xml:coverage.xml --cov-report=term:skip-covered
 # database, so this about halves it even on 2 cores. Here, not in addopts, so that a plain `pytest` (one test,
 # a debugger) stays one process. PYTEST_XDIST= runs it in one process.
 PYTEST_XDIST ?= --numprocesses=auto --maxprocesses=4
-test: $(VENV)/.dev-installed $(VENV)/tools/.installed
+test: $(VENV)/.dev-installed $(VENV)/tools/.installed compilemessages
 	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_COV) $(PYTEST_ARGS)
 
 # Security lint. bandit: our Python, failing from medium severity and confidence up (the low ones are ruff's S

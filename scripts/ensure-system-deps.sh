@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Makes sure the MySQL/MariaDB client headers that mysqlclient compiles against are installed.
-# Installs them with apt-get when missing and we may (root, or passwordless sudo); otherwise says what to run.
+# Makes sure the system packages the build needs are installed: the MySQL/MariaDB client headers that
+# mysqlclient compiles against, and gettext's msgfmt, which compiles the translations (manage.py compilemessages).
+# Installs what is missing with apt-get when we may (root, or passwordless sudo); otherwise says what to run.
 set -euo pipefail
 
-if pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null; then
+packages=()
+if ! pkg-config --exists mysqlclient 2>/dev/null && ! pkg-config --exists libmariadb 2>/dev/null; then
+  packages+=(default-libmysqlclient-dev pkg-config build-essential)
+fi
+if ! command -v msgfmt >/dev/null 2>&1; then
+  packages+=(gettext)
+fi
+if [ ${#packages[@]} -eq 0 ]; then
   exit 0
 fi
-packages=(default-libmysqlclient-dev pkg-config build-essential)
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "mysqlclient needs the MySQL/MariaDB client headers and pkg-config; install them with your package manager." >&2
+  echo "Missing: ${packages[*]} (the MySQL/MariaDB client headers and pkg-config for mysqlclient, gettext for msgfmt); install them with your package manager." >&2
   exit 1
 fi
 if [ "$(id -u)" -eq 0 ]; then
