@@ -10,6 +10,7 @@ from django.db.models import Case, Count, IntegerField, Max, Prefetch, Q, QueryS
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from kiosk.problems import DomainError, Invalid
 from kiosk.roles import MANAGER, has_role, works_in_one_store
@@ -93,8 +94,11 @@ def store_of_staff(user) -> Store:
     store = staff_store(user)
     if store is None:
         raise StoreNotAssigned(
-            f"The login '{user.get_username()}' works in no store yet: a manager sets its store in the admin "
-            "(Staff members)."
+            gettext(
+                "The login '%(login)s' works in no store yet: a manager sets its store in the back office "
+                "(Staff members)."
+            )
+            % {"login": user.get_username()}
         )
     return store
 
@@ -115,7 +119,10 @@ def store_by_slug(slug: str, *, field: str = "store") -> Store:
     store = Store.objects.filter(slug=slug).first()
     if store is None:
         shown = slug[:80]
-        raise Invalid(f"Unknown store '{shown}'.", errors={field: [f"No store has the slug '{shown}'."]})
+        raise Invalid(
+            gettext("Unknown store '%(store)s'.") % {"store": shown},
+            errors={field: [gettext("No store has the slug '%(store)s'.") % {"store": shown}]},
+        )
     return store
 
 
@@ -225,7 +232,10 @@ def store_for_board(slug: str | None) -> Store | None:
     stores = list(active.order_by("slug")[:2])
     if len(stores) > 1:
         slugs = list(active.order_by("slug").values_list("slug", flat=True))
-        raise StoreRequired(f"Several stores: say which one with ?store=<slug> ({', '.join(slugs)}).", stores=slugs)
+        raise StoreRequired(
+            gettext("Several stores: say which one with ?store=<slug> (%(stores)s).") % {"stores": ", ".join(slugs)},
+            stores=slugs,
+        )
     return stores[0] if stores else None
 
 

@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -198,7 +199,7 @@ class OrderCreateSerializer(StrictMixin, serializers.Serializer):
 
     def validate(self, attrs):
         if attrs.get("cpf_on_receipt") and not attrs.get("customer_cpf"):
-            raise serializers.ValidationError({"cpf_on_receipt": ["A CPF on the receipt needs customer_cpf."]})
+            raise serializers.ValidationError({"cpf_on_receipt": [gettext("A CPF on the receipt needs customer_cpf.")]})
         return attrs
 
     def item_requests(self) -> list[ItemRequest]:

@@ -3,6 +3,7 @@
 import datetime
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -164,11 +165,13 @@ class CustomerView(APIView):
         """Looks a customer up by CPF."""
         raw = request.query_params.get("cpf")
         if not raw:
-            raise Invalid("Pass ?cpf= to look a customer up.", errors={"cpf": ["This parameter is required."]})
+            raise Invalid(
+                gettext("Pass ?cpf= to look a customer up."), errors={"cpf": [gettext("This parameter is required.")]}
+            )
         try:
             cpf = CPFField().run_validation(raw)
         except ValidationError as exc:
-            raise Invalid("Enter a valid CPF.", errors={"cpf": exc.detail}) from None
+            raise Invalid(gettext("Enter a valid CPF."), errors={"cpf": exc.detail}) from None
         customer = get_object_or_404(Customer, cpf=cpf)
         return Response(CustomerSerializer(customer).data)
 
@@ -192,7 +195,7 @@ class CustomerView(APIView):
 def _terminal_of(user) -> Terminal:
     terminal = Terminal.objects.select_related("store").filter(user=user).first()
     if terminal is None:
-        raise PermissionDenied("This login is not linked to a kiosk terminal.")
+        raise PermissionDenied(gettext("This login is not linked to a kiosk terminal."))
     return terminal
 
 
@@ -222,7 +225,10 @@ def _number_param(request) -> int | None:
     if raw is None or raw == "":
         return None
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PICKUP_NUMBER:
-        raise Invalid(f"Unknown pickup number '{raw[:20]}'.", errors={"number": ["A pickup number, e.g. 12."]})
+        raise Invalid(
+            gettext("Unknown pickup number '%(number)s'.") % {"number": raw[:20]},
+            errors={"number": [gettext("A pickup number, e.g. 12.")]},
+        )
     return int(raw)
 
 
@@ -235,7 +241,10 @@ def _date_param(request, name: str):
             raise ValueError
         return datetime.date.fromisoformat(raw)
     except ValueError:
-        raise Invalid(f"'{name}' must be a date as YYYY-MM-DD.", errors={name: ["A date as YYYY-MM-DD."]}) from None
+        raise Invalid(
+            gettext("'%(name)s' must be a date as YYYY-MM-DD.") % {"name": name},
+            errors={name: [gettext("A date as YYYY-MM-DD.")]},
+        ) from None
 
 
 class OrderListView(APIView):
@@ -260,7 +269,10 @@ class OrderListView(APIView):
         wanted = request.query_params.get("status")
         if wanted:
             if wanted not in Order.Status.values:
-                raise Invalid(f"Unknown status '{wanted}'.", errors={"status": [f"Use one of {Order.Status.values}."]})
+                raise Invalid(
+                    gettext("Unknown status '%(status)s'.") % {"status": wanted},
+                    errors={"status": [gettext("Use one of %(statuses)s.") % {"statuses": Order.Status.values}]},
+                )
             orders = orders.filter(status=wanted)
         number, business_date = _number_param(request), _date_param(request, "business_date")
         if number is not None:
@@ -361,7 +373,10 @@ def _limit_param(request) -> int:
     if raw is None or raw == "":
         return KITCHEN_QUEUE_LIMIT
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise Invalid(f"Unknown limit '{raw[:20]}'.", errors={"limit": ["A number of cards from 1 to 500."]})
+        raise Invalid(
+            gettext("Unknown limit '%(limit)s'.") % {"limit": raw[:20]},
+            errors={"limit": [gettext("A number of cards from 1 to 500.")]},
+        )
     return int(raw)
 
 
