@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from kiosk.problems import DomainError, Invalid
-from kiosk.roles import MANAGER, has_role, works_in_one_store
+from kiosk.roles import KIOSK, MANAGER, has_role, is_staff_role, works_in_one_store
 from orders.models import Category, Option, OptionGroup, Order, OrderItem, Product, StaffMember, Store, Terminal
 from orders.services import store_business_date
 
@@ -110,8 +110,16 @@ def store_of_user(*, user, store: Store | None = None) -> Store | None:
         return store
     if works_in_one_store(user):
         return staff_store(user)
-    terminal = Terminal.objects.select_related("store").filter(user_id=user.pk).first()
+    terminal = terminal_of_user(user)
     return terminal.store if terminal else None
+
+
+def terminal_of_user(user) -> Terminal | None:
+    """A kiosk login's terminal, its store joined; None for a kiosk with none yet and for any other login (a
+    kitchen, cashier or manager login's screens are about a store, even should it also be a kiosk)."""
+    if not has_role(user, KIOSK) or is_staff_role(user):
+        return None
+    return Terminal.objects.select_related("store").filter(user_id=user.pk).first()
 
 
 def store_by_slug(slug: str, *, field: str = "store") -> Store:

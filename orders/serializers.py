@@ -247,27 +247,29 @@ class StoreBriefSerializer(serializers.Serializer):
 
 
 class StoreDiningSerializer(StoreBriefSerializer):
-    """A store as its kiosk needs it: whether to ask "eat in or take away?"."""
+    """A store with what its kiosk needs: whether to ask "eat in or take away?" (only where it offers both)."""
 
     offers_eat_in = serializers.BooleanField()
     offers_takeaway = serializers.BooleanField()
 
 
-class TerminalSerializer(serializers.Serializer):
-    """A kiosk's own terminal and its store (`GET /terminal/`)."""
+class MeTerminalSerializer(serializers.Serializer):
+    """A kiosk login's own terminal."""
 
     id = serializers.IntegerField()
     name = serializers.CharField()
-    store = StoreDiningSerializer()
 
 
 class MeSerializer(serializers.Serializer):
     """Who is logged in (`GET /me/`) and the store the screens are about, so they show its name and times
-    from the start."""
+    from the start; a kiosk also gets its terminal."""
 
     username = serializers.CharField()
     roles = serializers.ListField(child=serializers.ChoiceField(choices=ROLES))
-    store = StoreBriefSerializer(allow_null=True)
+    store = StoreDiningSerializer(allow_null=True)
+    terminal = MeTerminalSerializer(
+        allow_null=True, help_text="A kiosk login's terminal; null for other logins and for a kiosk with none yet."
+    )
 
 
 class OrderSerializer(serializers.ModelSerializer):

@@ -13,7 +13,6 @@ urlpatterns = [
     re_path(rf"^products/{ID}/?$", views.ProductDetailView.as_view(), name="product-detail"),
     re_path(r"^options/(?P<option_id>[0-9]{1,18})/?$", views.OptionDetailView.as_view(), name="option-detail"),
     re_path(r"^customers/?$", views.CustomerView.as_view(), name="customers"),
-    re_path(r"^terminal/?$", views.TerminalView.as_view(), name="terminal"),
     re_path(r"^me/?$", views.MeView.as_view(), name="me"),
     re_path(r"^orders/?$", views.OrderListView.as_view(), name="order-list"),
     re_path(rf"^orders/{UUID}/?$", views.OrderDetailView.as_view(), name="order-detail"),

@@ -43,7 +43,6 @@ from orders.serializers import (
     PickupBoardSerializer,
     ProductSerializer,
     ProductWriteSerializer,
-    TerminalSerializer,
 )
 from payments.services.checkout import order_cancel_unpaid
 
@@ -197,16 +196,6 @@ def _terminal_of(user) -> Terminal:
     if terminal is None:
         raise PermissionDenied(gettext("This login is not linked to a kiosk terminal."))
     return terminal
-
-
-class TerminalView(APIView):
-    permission_classes = [allow(KIOSK)]
-
-    @extend_schema(responses={200: TerminalSerializer, 403: PROBLEM})
-    def get(self, request):
-        """This kiosk's terminal and its store: the screen asks "eat in or take away?" only where the store
-        offers both (an order there needs `dining`)."""
-        return Response(TerminalSerializer(_terminal_of(request.user)).data)
 
 
 MAX_PICKUP_NUMBER = 2_147_483_647  # the column's largest value: beyond it, no order has the number
@@ -426,7 +415,17 @@ class MeView(APIView):
     )
     def get(self, request):
         """The login, its roles and the store its screens are about: a kitchen or cashier login's own, a kiosk's
-        terminal's (null while it has none); a manager's is null (every store) unless `?store=` names one."""
-        store = selectors.store_of_user(user=request.user, store=_store_param(request))
-        me = {"username": request.user.get_username(), "roles": sorted(roles_of(request.user)), "store": store}
+        terminal's (null while it has none); a manager's is null (every store) unless `?store=` names one. The
+        store says what it offers (`offers_eat_in`, `offers_takeaway`): a kiosk asks "eat in or take away?"
+        only where it offers both (an order there needs `dining`). A kiosk login also gets its `terminal`
+        (`id`, `name`); any other login, null."""
+        named = _store_param(request)
+        terminal = selectors.terminal_of_user(request.user)
+        store = terminal.store if terminal else selectors.store_of_user(user=request.user, store=named)
+        me = {
+            "username": request.user.get_username(),
+            "roles": sorted(roles_of(request.user)),
+            "store": store,
+            "terminal": terminal,
+        }
         return Response(MeSerializer(me).data)

@@ -31,7 +31,7 @@
 
   const state = {
     view: "start",
-    terminal: null,
+    me: null, // GET /me/: this kiosk's terminal and its store (what it offers)
     categories: [],
     products: [],
     byId: new Map(),
@@ -109,17 +109,20 @@
   async function ready() {
     $("kiosk").hidden = false;
     try {
-      state.terminal = (await api("terminal/")).data;
+      state.me = (await api("me/")).data;
     } catch (e) {
       return terminalProblem(e);
     }
+    if (!state.me.terminal) return terminalProblem({ status: 403 });
     $("terminal-problem").hidden = true;
-    $("start-store").textContent = state.terminal.store.name;
+    $("start-store").textContent = state.me.store.name;
     if (timers.menu) timers.menu.stop();
     timers.menu = Screen.poll(refreshMenu, MENU_POLL_MS);
     show("start");
   }
 
+  /* A login that is no kiosk terminal (a staff login, a kiosk with no terminal yet: /me/ names none), a
+   * refused one, or no answer. */
   function terminalProblem(error) {
     const box = $("terminal-problem");
     const text =
@@ -198,7 +201,7 @@
 
   $("start-button").addEventListener("click", () => {
     restartState();
-    const store = state.terminal && state.terminal.store;
+    const store = state.me && state.me.store;
     if (store && store.offers_eat_in && store.offers_takeaway) return show("dining");
     state.dining = "";
     openMenu();
@@ -944,9 +947,9 @@
       return openCart();
     }
     if (error.code === "invalid_dining") {
-      return api("terminal/")
+      return api("me/")
         .then((answer) => {
-          state.terminal = answer.data;
+          state.me = answer.data;
           show("dining");
         })
         .catch(() => show("dining"));

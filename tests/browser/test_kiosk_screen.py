@@ -420,3 +420,16 @@ def test_a_kiosk_left_alone_asks_then_starts_over_and_cancels_the_unpaid_order(k
     start_order(page, "takeaway")
     expect(page.locator("#cart-open")).to_be_disabled()
     assert_clean(page)
+
+
+def test_a_staff_login_on_the_kiosk_is_told_to_use_the_terminals(page, site):
+    """GET /me/ names no terminal for a kitchen login: the kiosk says so instead of showing its menu."""
+    page.goto(f"{site}/kiosk/")
+    page.fill("#login-username", "kitchen1")
+    page.fill("#login-password", "kitchen1")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#terminal-problem")).to_be_visible()
+    expect(page.locator("#view-start")).to_be_hidden()
+    page.locator("#terminal-problem button").first.click()  # log out
+    expect(page.locator("#login-username")).to_be_visible()
+    assert page.js_errors == []
