@@ -27,7 +27,9 @@ class PaymentSerializer(serializers.ModelSerializer):
     """What the kiosk polls and shows: the QR to scan and the state of the money."""
 
     status = KioskStatusField()
-    qr_svg = serializers.SerializerMethodField(help_text="The QR as an SVG document, ready to show.")
+    qr_svg = serializers.SerializerMethodField(
+        help_text="The QR as an SVG document, ready to show: a viewBox and no fixed size, so it fills its box."
+    )
 
     class Meta:
         model = Payment
@@ -49,7 +51,8 @@ class PaymentSerializer(serializers.ModelSerializer):
         if not payment.qr_data or payment.status != Payment.Status.PENDING:
             return None
         buffer = io.BytesIO()
-        segno.make(payment.qr_data, error="m").save(buffer, kind="svg", scale=6, border=2, xmldecl=False)
+        # No width and height but a viewBox (omitsize): the screen draws it as large as its frame.
+        segno.make(payment.qr_data, error="m").save(buffer, kind="svg", scale=6, border=2, xmldecl=False, omitsize=True)
         return buffer.getvalue().decode()
 
 

@@ -5,7 +5,9 @@ These tests run with real commits (transaction=True): our follow-up calls to Mer
 """
 
 import datetime
+import re
 from decimal import Decimal
+from xml.etree import ElementTree
 
 import pytest
 from django.core.management import call_command
@@ -49,7 +51,11 @@ def test_checkout_creates_a_dynamic_qr_and_a_second_one_returns_it(kiosk, order,
     assert payment["amount"] == "61.70"
     assert payment["provider_order_id"].startswith("ORD")
     assert payment["qr_data"].endswith(f"/mp-simulator/pay/{payment['provider_order_id']}/")
-    assert payment["qr_svg"].lstrip().startswith("<svg")
+    svg = ElementTree.fromstring(payment["qr_svg"])
+    # A document that scales to the screen's frame: a viewBox and no fixed width or height.
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    assert re.fullmatch(r"0 0 (\d+) \1", svg.get("viewBox") or "")
+    assert (svg.get("width"), svg.get("height")) == (None, None)
 
     again = checkout(kiosk, order["id"])
     assert again.status_code == 200

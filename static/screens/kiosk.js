@@ -1058,18 +1058,9 @@
     });
   }
 
-  /* Segno's SVG has a size but no viewBox: add one so that it scales to the frame. Shown as an <img>, where
-   * an SVG can run nothing. */
+  /* The API's SVG (a viewBox, no fixed size) fills the frame. Shown as an <img>, where an SVG can run nothing. */
   function qrSource(svgText) {
-    const doc = new DOMParser().parseFromString(svgText || "", "image/svg+xml");
-    const svg = doc.documentElement;
-    if (!svg || svg.nodeName !== "svg") return "";
-    const width = Number.parseFloat(svg.getAttribute("width"));
-    const height = Number.parseFloat(svg.getAttribute("height"));
-    if (!svg.getAttribute("viewBox") && width && height) svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-    svg.removeAttribute("width");
-    svg.removeAttribute("height");
-    return `data:image/svg+xml;charset=utf-8,${encodeURIComponent(new XMLSerializer().serializeToString(svg))}`;
+    return svgText ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svgText)}` : "";
   }
 
   function showPay(payment) {

@@ -4,6 +4,7 @@ the QR on the simulator's pay page and gets the pickup number; a sold-out produc
 reload; a retried order placement makes one order; a declined payment is tried again; a kiosk left alone
 goes back to its start screen and cancels the unpaid order. The database is checked after each."""
 
+import base64
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -28,6 +29,26 @@ document.addEventListener("securitypolicyviolation", (event) =>
   window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`));
 """
 VALID_CPF = "52998224725"
+# How wide the dark modules of a picture of the QR (as the screen drew it, a PNG) span, against its width.
+DARK_SPAN = """async (source) => {
+  const image = new Image();
+  image.src = source;
+  await image.decode();
+  const [width, height] = [image.naturalWidth, image.naturalHeight];
+  const canvas = document.createElement("canvas");
+  [canvas.width, canvas.height] = [width, height];
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0);
+  const pixels = context.getImageData(0, 0, width, height).data;
+  let [left, right] = [width, -1];
+  for (let at = 0; at < pixels.length; at += 4) {
+    if (pixels[at] < 100 && pixels[at + 1] < 100 && pixels[at + 2] < 100) {
+      const x = (at / 4) % width;
+      [left, right] = [Math.min(left, x), Math.max(right, x)];
+    }
+  }
+  return { width, dark: right >= left ? right - left + 1 : 0 };
+}"""
 
 
 def expect(locator, timeout=15_000):
@@ -213,6 +234,11 @@ def test_a_customer_orders_a_combo_with_options_and_pays_with_the_qr(kiosk):
     page.click("#summary-pay")
     expect(page.locator("#view-pay")).to_be_visible()
     page.wait_for_function("document.getElementById('pay-qr').naturalWidth > 0")
+    # The QR fills its frame (the API's SVG scales to it), large enough to scan from a step away.
+    qr = page.locator("#pay-qr")
+    assert qr.bounding_box()["width"] >= 300
+    drawn = page.evaluate(DARK_SPAN, f"data:image/png;base64,{base64.b64encode(qr.screenshot()).decode()}")
+    assert drawn["dark"] >= 0.85 * drawn["width"], drawn
     expect(page.locator("#pay-countdown")).to_contain_text(re.compile(r"\b1[45]:\d\d\b"))
     assert text(page, "#pay-amount") == "R$ 44,40"
     screenshot(page, "kiosk-qr")
