@@ -188,7 +188,8 @@ def test_admin_refund_form_end_to_end(paid, manager_admin, manager_user, mercado
     url = f"/admin/payments/payment/{paid.pk}/refund/"
     page = manager_admin.get(url)
     assert page.status_code == 200
-    assert 'value="61.70"' in page.content.decode()  # the refundable remainder (in English here; tests/test_i18n.py: "61,70")
+    # The refundable remainder, in English here (tests/test_i18n.py: "61,70" in Portuguese).
+    assert 'value="61.70"' in page.content.decode()
     number = Order.objects.get(pk=paid.order_id).number
     key = form_key(manager_admin, url)
 
