@@ -100,11 +100,12 @@ class PaymentEventInline(ReadOnlyMixin, admin.TabularInline):
 class RefundInline(ReadOnlyMixin, admin.TabularInline):
     model = Refund
     fields = [
-        "created_at", "amount", "status", "provider_status", "confirmed_at", "reason", "requested_by",
+        "created_at", "amount", "status", "provider_status_code", "confirmed_at", "reason", "requested_by",
         "provider_refund_id", "attempts", "error",
     ]  # fmt: skip
     readonly_fields = fields
     extra = 0
+    provider_status_code = code_column("provider_status", _("Mercado Pago status"))
 
 
 class WebhookDeliveryInline(ReadOnlyMixin, admin.TabularInline):
@@ -224,11 +225,14 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, StoreTimeZoneMixin, admin.Mode
         "order_link", "order_items", "provider", "method", "amount", "paid_amount", "refunded", "refund_pending", "refundable",
         "status", "kiosk_status",
         "needs_review",
-        "review_notes", "provider_order_id", "provider_payment_id", "reference", "provider_status",
-        "provider_status_detail", "last_error", "expires_at", "paid_at", "created_at", "updated_at",
+        "review_notes", "provider_order_id", "provider_payment_id", "reference", "provider_status_code",
+        "provider_status_detail_code", "last_error", "expires_at", "paid_at", "created_at", "updated_at",
     ]  # fmt: skip
     fields = readonly_fields
     inlines = [PaymentEventInline, RefundInline, WebhookDeliveryInline]
+    # Mercado Pago's own codes ("processed", "accredited"), shown as code.
+    provider_status_code = code_column("provider_status", _("Mercado Pago status"))
+    provider_status_detail_code = code_column("provider_status_detail", _("Mercado Pago status detail"))
     actions = ["sync_with_mercadopago", "approve_and_send_to_kitchen", "mark_reviewed", "refund"]
 
     def get_queryset(self, request):
@@ -303,16 +307,16 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, StoreTimeZoneMixin, admin.Mode
         return format_html("<table><tr>{}</tr>{}</table>", headings, rows)
 
     @admin.display(description=_("refunded (from the ledger)"))
-    def refunded(self, payment: Payment) -> Decimal:
-        return payment.refunded_amount()
+    def refunded(self, payment: Payment) -> str:
+        return _money(payment.refunded_amount())
 
     @admin.display(description=_("refunds waiting for Mercado Pago's confirmation"))
-    def refund_pending(self, payment: Payment) -> Decimal:
-        return selectors.refund_pending_amount(payment)
+    def refund_pending(self, payment: Payment) -> str:
+        return _money(selectors.refund_pending_amount(payment))
 
     @admin.display(description=_("still refundable"))
-    def refundable(self, payment: Payment) -> Decimal:
-        return selectors.refundable_amount(payment)
+    def refundable(self, payment: Payment) -> str:
+        return _money(selectors.refundable_amount(payment))
 
     def has_refund_permission(self, request) -> bool:
         return request.user.has_perm("payments.refund_payment")

@@ -450,6 +450,8 @@ def test_staff_type_and_read_amounts_the_brazilian_way(back_office):
     assert Refund.objects.filter(payment=paid, reason="frio").get().amount == Decimal("10.00")
     change = manager.get(done["Location"]).content.decode()
     assert "10,00" in change and not [node for node in visible_nodes(change) if "10.00" in node]
+    # No amount on the payment's page is written the English way (refunded, still refundable, the ledger...).
+    assert [node for node in visible_nodes(change) if re.fullmatch(r"-?\d+\.\d\d", node)] == []
 
     # English, the other way round.
     english = Client(HTTP_ACCEPT_LANGUAGE="en")
