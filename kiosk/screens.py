@@ -5,6 +5,7 @@ the page holds no data and needs no session; the screen logs in through the API 
 device. Words come from the translation catalogues (the page's own through {% translate %}, the scripts'
 through the JavaScript catalogue at /jsi18n/)."""
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
@@ -13,8 +14,9 @@ from orders.models import Store
 
 @require_safe
 def kiosk_screen(request):
-    """The self-service kiosk: menu, cart, CPF, the Mercado Pago QR and the pickup number."""
-    return render(request, "screens/kiosk.html", {"screen": "kiosk"})
+    """The self-service kiosk: menu, cart, CPF, the Mercado Pago QR and the pickup number. Each customer starts
+    in the site's language (`default_language`), whatever the last one chose."""
+    return render(request, "screens/kiosk.html", {"screen": "kiosk", "default_language": settings.LANGUAGE_CODE})
 
 
 @require_safe

@@ -2,6 +2,7 @@
 /* The self-service kiosk over the REST API: start, eat in or take away, the menu with pictures, a product's
  * options (a combo's slots), the cart, CPF on the receipt, the order as placed, the Mercado Pago QR with its
  * countdown and live status, the pickup number; failure, expiry and "see the counter" screens; an idle reset.
+ * Back on its start screen the kiosk speaks the site's language again (pt-BR), whatever the last customer chose.
  *
  * Money: the API's decimal strings; the cart's running total is added up in whole cents (integers) for
  * display only. What the customer pays is the total of the API's answer.
@@ -27,6 +28,7 @@
   const PAID = ["received", "in_preparation", "ready", "completed"];
 
   const $ = (id) => document.getElementById(id);
+  const DEFAULT_LANGUAGE = ($("kiosk").dataset.defaultLanguage || "").toLowerCase();
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   const state = {
@@ -1287,7 +1289,24 @@
     }
     stopPayment();
     restartState();
+    if (resetLanguage()) return;
     show("start");
+  }
+
+  /* The next customer starts in the site's language: a language the last one chose is put back through the
+   * start screen's own language form (Django's set_language), which reloads the kiosk on its start screen.
+   * Answers whether it did (the page is on its way). */
+  function resetLanguage() {
+    if (!DEFAULT_LANGUAGE || Screen.language().toLowerCase() === DEFAULT_LANGUAGE) return false;
+    const button = [...$("start-language").querySelectorAll("button[name=language]")].find(
+      (candidate) => candidate.value.toLowerCase() === DEFAULT_LANGUAGE,
+    );
+    if (!button) return false;
+    if (timers.menu) timers.menu.stop();
+    idle.close();
+    busy(gettext("One moment…"));
+    $("start-language").requestSubmit(button);
+    return true;
   }
 
   document.addEventListener("click", (event) => {
@@ -1301,7 +1320,8 @@
   });
 
   /* After a while without a touch: "Are you still there?", then back to the start (the unpaid order is
-   * cancelled). Not on the start screen, nor while a QR waits to be paid (it has its own clock). */
+   * cancelled). Not while a QR waits to be paid (it has its own clock). On the start screen only to put the
+   * site's language back, with no question: nothing is lost. */
   const idle = (() => {
     const WATCHED = ["dining", "menu", "product", "cart", "cpf", "summary", "problem"];
     const dialog = $("idle-dialog");
@@ -1339,6 +1359,7 @@
         if (dialog.open) return;
         clear();
         if (WATCHED.includes(state.view)) timer = setTimeout(warn, IDLE_SECONDS * 1000);
+        else if (state.view === "start") timer = setTimeout(resetLanguage, IDLE_SECONDS * 1000);
       },
       close() {
         clear();

@@ -459,3 +459,43 @@ def test_a_staff_login_on_the_kiosk_is_told_to_use_the_terminals(page, site):
     page.locator("#terminal-problem button").first.click()  # log out
     expect(page.locator("#login-username")).to_be_visible()
     assert page.js_errors == []
+
+
+def in_english(page):
+    """The customer picks English on the start screen (the page comes back in it, still logged in)."""
+    page.locator("#start-language button[value=en]").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#start-title")).to_have_text("Order here")
+
+
+def test_the_next_customer_starts_in_portuguese_whatever_the_last_one_chose(kiosk):
+    page = kiosk("?idle=3&idle_warning=2")
+    expect(page.locator("#start-title")).to_have_text("Peça aqui")
+    in_english(page)
+    start_order(page, "takeaway")
+    expect(page.locator("#menu-title")).to_have_text("Menu")
+    add_plain(page, "Bebida", "Água mineral")
+    to_summary(page)
+    order = Order.objects.get()
+
+    # The customer gives up: the order is cancelled and the start screen speaks Portuguese again.
+    page.click("#summary-change")
+    expect(page.locator("#view-cart")).to_be_visible()
+    page.click("[data-action=menu]")
+    page.locator("#view-menu [data-action=cancel-order]").click()
+    page.click("#cancel-yes")
+    expect(page.locator("html")).to_have_attribute("lang", "pt-br")
+    expect(page.locator("#start-title")).to_have_text("Peça aqui")
+    expect(page.locator("#start-button")).to_be_visible()
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED
+
+    # Someone picks English and walks away without starting: the kiosk goes back to Portuguese by itself.
+    in_english(page)
+    expect(page.locator("html")).to_have_attribute("lang", "pt-br", timeout=8_000)
+    expect(page.locator("#start-title")).to_have_text("Peça aqui")
+    # And it stays so: no reload loop on the start screen in its own language.
+    page.evaluate("window.stillTheSamePage = true")
+    page.wait_for_timeout(4_000)
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert_clean(page)
