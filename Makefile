@@ -6,12 +6,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint format bench clean system-deps help compilemessages messages
+.PHONY: run test lint format bench clean system-deps help screenshots compilemessages messages
 
 help:
 	@echo "make run    - install, migrate, load demo data, serve on http://$(HOST):$(PORT) (SQLite, demo data, DEBUG on)"
 	@echo "make test   - install test tools and run the whole suite in parallel (SQLite, or MySQL/MariaDB via DATABASE_URL); writes coverage.xml"
 	@echo "make lint   - ruff check and format check, bandit, pip-audit over the pinned requirements"
+	@echo "make screenshots - the README's pictures of the screens (docs/screens/), from the browser test of a restaurant's day"
 	@echo "make bench  - throughput of the lunch-rush paths as ratios to /healthz (gunicorn, MariaDB, wrk): docs/benchmarks.md"
 	@echo "make messages - update the translation catalogues (locale/) from the code and compile them"
 
@@ -57,7 +58,8 @@ run: $(VENV)/.runtime-installed .env compilemessages
 	@echo "    Admin (back office):  http://$(HOST):$(PORT)/admin/      admin/admin, manager1/manager1"
 	@echo "    API docs (Swagger):   http://$(HOST):$(PORT)/api/docs/"
 	@echo "    OpenAPI schema:       http://$(HOST):$(PORT)/api/schema/"
-	@echo "    Pickup board (JSON):  http://$(HOST):$(PORT)/api/v1/pickup-board/?store=loja-centro"
+	@echo "    Screens (pt-BR):      kiosk http://$(HOST):$(PORT)/kiosk/ (kiosk1)   kitchen http://$(HOST):$(PORT)/kitchen/ (kitchen1)"
+	@echo "                          counter http://$(HOST):$(PORT)/counter/ (cashier1)   pickup board (TV) http://$(HOST):$(PORT)/pickup/loja-centro/"
 	@echo "    Demo API users: kiosk1/kiosk1 (Loja Centro), kiosk2/kiosk2 (Loja Aeroporto), kitchen1/kitchen1, cashier1/cashier1, manager1/manager1"
 	@if [ -z "$$MERCADOPAGO_ACCESS_TOKEN" ]; then echo "    Payments: Mercado Pago simulator; a QR opens its pay page at $$SITE_URL/mp-simulator/pay/<id>/"; else echo "    Payments: live Mercado Pago"; fi
 	@echo "    Background worker:    notifications, refunds, outgoing webhooks; scheduled jobs (see Procfile)"
@@ -88,6 +90,7 @@ PYTEST_COV ?= --cov --cov-report=xml:coverage.xml --cov-report=term:skip-covered
 # a debugger) stays one process. PYTEST_XDIST= runs it in one process.
 PYTEST_XDIST ?= --numprocesses=auto --maxprocesses=4
 test: $(VENV)/.dev-installed $(VENV)/tools/.installed compilemessages
+	@bash scripts/ensure-browser.sh
 	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_COV) $(PYTEST_ARGS)
 
 # Security lint. bandit: our Python, failing from medium severity and confidence up (the low ones are ruff's S
@@ -113,3 +116,11 @@ format: $(VENV)/.dev-installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles coverage.xml .coverage
+
+# The README's pictures of the four screens: the browser test of a restaurant's day (tests/browser) saves them
+# at half scale; they are copied to docs/screens/. Needs Debian's chromium (apt-get install chromium).
+screenshots: $(VENV)/.dev-installed compilemessages
+	@bash scripts/ensure-browser.sh
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser/test_restaurant_day.py
+	@for name in kiosk-menu kiosk-qr kitchen pickup counter; do cp test-artifacts/screens/readme-$$name.png docs/screens/$$name.png; done
+	@echo "docs/screens/ updated"
