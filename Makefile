@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint format bench clean system-deps help screenshots compilemessages messages
+.PHONY: run test lint format bench clean system-deps help screenshots browser-deps compilemessages messages
 
 help:
 	@echo "make run    - install, migrate, load demo data, serve on http://$(HOST):$(PORT) (SQLite, demo data, DEBUG on)"
@@ -89,8 +89,7 @@ PYTEST_COV ?= --cov --cov-report=xml:coverage.xml --cov-report=term:skip-covered
 # database, so this about halves it even on 2 cores. Here, not in addopts, so that a plain `pytest` (one test,
 # a debugger) stays one process. PYTEST_XDIST= runs it in one process.
 PYTEST_XDIST ?= --numprocesses=auto --maxprocesses=4
-test: $(VENV)/.dev-installed $(VENV)/tools/.installed compilemessages
-	@bash scripts/ensure-browser.sh
+test: $(VENV)/.dev-installed $(VENV)/tools/.installed compilemessages browser-deps
 	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_COV) $(PYTEST_ARGS)
 
 # Security lint. bandit: our Python, failing from medium severity and confidence up (the low ones are ruff's S
@@ -117,10 +116,13 @@ format: $(VENV)/.dev-installed
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles coverage.xml .coverage
 
+# Debian's chromium for the browser tests (tests/browser), installed when we may; else they skip and say why.
+browser-deps:
+	@bash scripts/ensure-browser.sh
+
 # The README's pictures of the four screens: the browser test of a restaurant's day (tests/browser) saves them
 # at half scale; they are copied to docs/screens/. Needs Debian's chromium (apt-get install chromium).
-screenshots: $(VENV)/.dev-installed compilemessages
-	@bash scripts/ensure-browser.sh
+screenshots: $(VENV)/.dev-installed compilemessages browser-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser/test_restaurant_day.py
 	@for name in kiosk-menu kiosk-qr kitchen pickup counter; do cp test-artifacts/screens/readme-$$name.png docs/screens/$$name.png; done
 	@echo "docs/screens/ updated"
