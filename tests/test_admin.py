@@ -133,3 +133,14 @@ def test_payment_list_costs_a_constant_number_of_queries(admin_client, terminal,
         Payment.objects.create(order=o, amount=o.total)
     with django_assert_max_num_queries(12):
         assert admin_client.get("/admin/payments/payment/").status_code == 200
+
+
+def test_the_back_office_home_links_to_the_screens_and_each_stores_pickup_board(admin_client, terminal):
+    from tests.conftest import store_named
+
+    store_named("Loja Fechada", active=False)
+    page = admin_client.get("/admin/", HTTP_ACCEPT_LANGUAGE="pt-BR").content.decode()
+    for path in ("/kiosk/", "/kitchen/", "/counter/", f"/pickup/{terminal.store.slug}/"):
+        assert f'href="{path}"' in page
+    assert "/pickup/loja-fechada/" not in page  # a closed store has no board
+    assert "Painel de retirada: " + terminal.store.name in page
