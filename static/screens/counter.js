@@ -76,7 +76,7 @@
     const p = error.problem || {};
     switch (error.code) {
       case "order_not_payable":
-        return interpolate(gettext("This order cannot be paid: it is %s."), [statusLabel(p.current).toLowerCase()]);
+        return interpolate(gettext("This order cannot be paid (status: %s)."), [statusLabel(p.current)]);
       case "payment_under_review":
         return gettext(
           "This order already received money that did not settle it and waits for review. " +

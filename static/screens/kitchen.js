@@ -221,7 +221,7 @@
   function showMore() {
     const more = state.total - state.orders.length;
     document.getElementById("status-line").textContent =
-      more > 0 ? interpolate(gettext("%s more orders are not shown."), [more]) : "";
+      more > 0 ? interpolate(ngettext("%s more order is not shown.", "%s more orders are not shown.", more), [more]) : "";
   }
 
   /* The store this display is about, from the start (GET /me/). A manager without ?store= watches every
