@@ -52,13 +52,19 @@ def browser_context(browser):
     context.close()
 
 
-@pytest.fixture
-def page(browser_context):
+def watch_errors(page) -> list[str]:
+    """Records the page's script errors and console errors in `page.js_errors` (also answered)."""
     errors: list[str] = []
-    page = browser_context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.js_errors = errors
+    return errors
+
+
+@pytest.fixture
+def page(browser_context):
+    page = browser_context.new_page()
+    watch_errors(page)
     yield page
 
 

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 
 from orders.models import Order, Product
 from payments.models import Payment
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, watch_errors
 from tests.browser.test_kiosk_screen import (
     CSP_WATCH,
     assert_clean,
@@ -48,9 +48,7 @@ def screen(browser):
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
-        page.js_errors = []
-        page.on("pageerror", lambda error: page.js_errors.append(str(error)))
-        page.on("console", lambda m: page.js_errors.append(m.text) if m.type == "error" else None)
+        watch_errors(page)
         page.add_init_script(CSP_WATCH)
         return page
 

@@ -17,7 +17,7 @@ from orders.models import Option, Order, Product, Store, Terminal
 from orders.services import ItemRequest, OptionRequest, order_advance, order_place
 from payments.models import Payment
 from payments.services.checkout import order_pay_at_counter
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import screenshot, watch_errors
 from tests.conftest import client_for, new_key, place
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,13 +96,6 @@ def login(page, url: str, username: str):
     page.fill("#login-username", username)
     page.fill("#login-password", username)
     page.click("#login-form button[type=submit]")
-
-
-def watch_errors(page) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    return errors
 
 
 def test_the_kitchen_advances_a_paid_order_and_the_pickup_board_follows(
@@ -350,7 +343,7 @@ def test_the_kitchen_and_the_counter_know_their_store_before_any_order(live_serv
         context = browser.new_context(locale="pt-BR", timezone_id="Asia/Tokyo", viewport={"width": 1440, "height": 900})
         context.set_default_timeout(15_000)
         page = context.new_page()
-        page.js_errors = watch_errors(page)
+        watch_errors(page)
         login(page, f"{live_server.url}{path}", username)
         return context, page
 
