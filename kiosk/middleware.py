@@ -53,27 +53,29 @@ class BodySizeLimitMiddleware:
 
     def __call__(self, request):
         if request.path.startswith("/api/"):
-            # Before LocaleMiddleware: the answer's language is read from the request here.
-            with translation.override(translation.get_language_from_request(request)):
-                refusal = self._refusal(request)
+            refusal = self._refusal(request)
             if refusal is not None:
                 return refusal
         return self.get_response(request)
 
     def _refusal(self, request):
-        from kiosk.problems import problem_json_response
-
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return problem_json_response(
-                status=400, code="bad_request", detail=gettext("The Content-Length header is not a number.")
-            )
-        if length > settings.API_MAX_BODY_BYTES:
+            length = None
+        if length is not None and length <= settings.API_MAX_BODY_BYTES:
+            return None  # the usual case: no language to work out
+        from kiosk.problems import problem_json_response
+
+        # Before LocaleMiddleware: the refusal's language is read from the request here.
+        with translation.override(translation.get_language_from_request(request)):
+            if length is None:
+                return problem_json_response(
+                    status=400, code="bad_request", detail=gettext("The Content-Length header is not a number.")
+                )
             return problem_json_response(
                 status=413,
                 code="payload_too_large",
                 detail=gettext("Request body is %(size)d bytes; the limit is %(limit)d.")
                 % {"size": length, "limit": settings.API_MAX_BODY_BYTES},
             )
-        return None
