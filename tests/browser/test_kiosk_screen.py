@@ -156,7 +156,10 @@ def pay_on_simulator(page, action: str = "pay"):
     """The customer's phone: the QR's link (the simulator's pay page) opened in another tab, Pagar or Recusar."""
     phone = page.context.new_page()
     phone.goto(page.get_attribute("#pay-simulator-link", "href"))
-    phone.click(f"button[value={action}]")
+    # The form's answer (its page after the POST) arrives before the tab closes: closing a tab in the middle of
+    # a navigation can hang Chromium's close on a loaded machine.
+    with phone.expect_navigation():
+        phone.click(f"button[value={action}]")
     phone.close()
 
 
