@@ -5,12 +5,13 @@ turn them (and DRF's own exceptions) into `application/problem+json` answers.
 """
 
 import json
+import logging
 from http import HTTPStatus
 
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
 from django.utils.translation import gettext
 from rest_framework import exceptions
@@ -18,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+logger = logging.getLogger("kiosk.problems")
 
 
 class DomainError(Exception):
@@ -173,6 +175,20 @@ def exception_handler(exc, context):
                 "The system is busy with other requests; retry in a moment (with the same Idempotency-Key)."
             ),
             headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The connection was lost (server gone away, restarted, unreachable): the request's transaction was
+        # rolled back with it, so a retry with the same Idempotency-Key is safe. Not a bug: a 503, not a 500.
+        view = context.get("view")
+        logger.error("database unavailable in %s: %s: %s", type(view).__name__, type(exc).__name__, exc)
+        return problem_response(
+            status=503,
+            code="database_unavailable",
+            detail=gettext(
+                "The database is not answering right now. Retry in a moment with the same Idempotency-Key; "
+                "nothing is done twice."
+            ),
+            headers={"Retry-After": "5"},
         )
     if isinstance(exc, DjangoValidationError):
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
