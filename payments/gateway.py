@@ -21,7 +21,10 @@ Callers get plain dicts (Mercado Pago's JSON) or one of two errors:
 - `GatewayUnavailable`: timeouts, connection errors, 429 and 5xx (after retries), or the breaker is open
   (`CircuitOpen`, a subclass; `retry_after` says when the breaker lets a call through again).
   Nothing is known to have happened; retrying later is safe because every write carries an idempotency key.
+  A 2xx whose body is not a JSON object (malformed JSON, `[]`, a proxy's HTML page) is one of these too.
 - `GatewayRejected`: Mercado Pago answered 4xx; its error code and message are kept for the people involved.
+  `AnswerMismatch`, a subclass: Mercado Pago made a QR order other than the one asked for (another amount,
+  no QR); it must be cancelled there and never shown.
 
 Each `_call` is timed, retries included, in `kiosk_mercadopago_call_seconds` (operation, outcome), and the
 breaker's state is the `kiosk_mercadopago_circuit_breaker_state` gauge (kiosk/metrics.py).
@@ -70,6 +73,15 @@ class CircuitOpen(GatewayUnavailable):
 
 class GatewayRejected(GatewayError):
     pass
+
+
+class AnswerMismatch(GatewayRejected):
+    """Mercado Pago made something other than what we asked for (an order for another amount, or with no QR):
+    it exists at Mercado Pago (`provider_order_id`), and must be cancelled there, never shown to a customer."""
+
+    def __init__(self, message: str, *, provider_order_id: str, body=None):
+        super().__init__(message, code="answer_mismatch", body=body)
+        self.provider_order_id = provider_order_id
 
 
 class CalledInsideTransaction(RuntimeError):
@@ -327,7 +339,14 @@ class MercadoPago:
         except (requests.RequestException, MercadoPagoError, ValueError) as exc:
             raise GatewayUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
         if 200 <= status < 300:
-            return body if isinstance(body, dict) else {}
+            if not isinstance(body, dict):
+                # Valid JSON but not an object (a proxy's page, `[]`, `null`): nothing we could act on.
+                raise GatewayUnavailable(
+                    f"{what}: Mercado Pago answered {status} with {type(body).__name__}, not a JSON object",
+                    status=status,
+                    body={"raw": str(body)[:500]},
+                )
+            return body
         code, message = _error_details(body)
         if status not in TRANSIENT_STATUSES:
             raise GatewayRejected(
@@ -357,11 +376,13 @@ class MercadoPago:
             ],
         }
         # Our reference is the idempotency key: a retried creation returns the same Mercado Pago order.
-        return self._call(
+        answer = self._call(
             "create QR order",
             lambda: self.sdk.order().create(body, self._options(reference)),
             operation="create_qr_order",
         )
+        _check_created(answer, reference=reference, total=total)
+        return answer
 
     def get_order(self, provider_order_id: str, *, retries: int | None = None) -> dict:
         return self._call(
@@ -396,6 +417,45 @@ class MercadoPago:
             retries=retries,
             operation="get_payment",
         )
+
+
+def _check_created(answer: dict, *, reference: str, total: str) -> None:
+    """The order Mercado Pago made is the one we asked for: an id, a QR and our amount.
+
+    No id: nothing usable was answered (GatewayUnavailable; the retry, with the same key, gets the order).
+    Another amount or no QR: AnswerMismatch (the order exists and must be cancelled)."""
+    order_id = str(answer.get("id") or "")
+    if not order_id:
+        raise GatewayUnavailable("create QR order: Mercado Pago's answer names no order", body=answer)
+    payments = (
+        (answer.get("transactions") or {}).get("payments") if isinstance(answer.get("transactions"), dict) else []
+    )
+    stated = [("total_amount", answer.get("total_amount"))]
+    if isinstance(payments, list) and payments and isinstance(payments[0], dict):
+        stated.append(("transactions.payments[0].amount", payments[0].get("amount")))
+    wrong = [
+        f"{where} {value!r}"
+        for where, value in stated
+        if value not in (None, "") and _cents_or_none(value) != Decimal(total)
+    ]
+    qr_data = answer.get("type_response", {}).get("qr_data") if isinstance(answer.get("type_response"), dict) else None
+    if not wrong and not (isinstance(qr_data, str) and qr_data):
+        wrong.append("no QR data")
+    if wrong:
+        raise AnswerMismatch(
+            f"create QR order: Mercado Pago made order {order_id} with {', '.join(wrong)}; we asked for {total} "
+            f"(reference {reference})",
+            provider_order_id=order_id[:64],
+            body=answer,
+        )
+
+
+def _cents_or_none(value) -> Decimal | None:
+    try:
+        amount = Decimal(str(value))
+        return amount.quantize(Decimal("0.01")) if amount.is_finite() else None
+    except ArithmeticError:  # not a number, or too large to hold in cents
+        return None
 
 
 def build_sdk() -> mercadopago.SDK:

@@ -22,7 +22,7 @@ from kiosk.problems import Conflict, DomainError, Invalid
 from orders import services as order_services
 from orders.models import Order
 from payments import tasks
-from payments.gateway import GatewayError, gateway
+from payments.gateway import AnswerMismatch, GatewayError, gateway
 from payments.models import Payment, PaymentEvent
 from payments.selectors import money_held_for_review
 from payments.services.apply import payment_apply_provider_order
@@ -103,8 +103,19 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
         with transaction.atomic():
             locked = Payment.objects.select_for_update().get(pk=payment.pk)
             locked.last_error = exc.message
-            locked.save(update_fields=["last_error", "updated_at"])
             record_event(locked, Event.QR_FAILED, message=exc.message, payload=exc.body)
+            if isinstance(exc, AnswerMismatch):
+                # A QR for the wrong amount (or none) exists at Mercado Pago: never shown, given up here and
+                # cancelled there; the next checkout makes a new one with a new reference.
+                locked.provider_order_id = locked.provider_order_id or exc.provider_order_id
+                if move_status(
+                    locked, Status.CANCELLED, payload=exc.body, message="Mercado Pago's QR is not the one asked for"
+                ):
+                    given_up.append(locked.pk)
+                locked.save()
+                logger.error("payment %s: %s", locked.pk, exc.message)
+            else:
+                locked.save(update_fields=["last_error", "updated_at"])
         if given_up:
             enqueue(tasks.cancel_at_provider, given_up)
         raise
