@@ -1,13 +1,16 @@
 """Cross-cutting middleware: a request id on every request and log line, and a cap on API request bodies."""
 
+import logging
 import re
 import uuid
 from contextvars import ContextVar
 
 from django.conf import settings
+from django.urls import Resolver404, resolve
 from django.utils import translation
 from django.utils.translation import gettext
 
+logger = logging.getLogger("kiosk.middleware")
 current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
 # The route's name ("order-detail"), never the path: a path may hold personal data.
 current_route: ContextVar[str] = ContextVar("route", default="")
@@ -73,9 +76,23 @@ class BodySizeLimitMiddleware:
                 return problem_json_response(
                     status=400, code="bad_request", detail=gettext("The Content-Length header is not a number.")
                 )
+            logger.warning(
+                "request body of %s bytes refused on %s from %s: the limit is %s",
+                length,
+                _route_name(request.path_info),  # the route, never the path (it may hold personal data)
+                request.META.get("REMOTE_ADDR"),
+                settings.API_MAX_BODY_BYTES,
+            )
             return problem_json_response(
                 status=413,
                 code="payload_too_large",
                 detail=gettext("Request body is %(size)d bytes; the limit is %(limit)d.")
                 % {"size": length, "limit": settings.API_MAX_BODY_BYTES},
             )
+
+
+def _route_name(path: str) -> str:
+    try:
+        return resolve(path).view_name or "-"
+    except Resolver404:
+        return "-"

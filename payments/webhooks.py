@@ -287,6 +287,7 @@ def delivery_process(delivery: WebhookDelivery, *, retries: int = 0) -> WebhookD
     except GatewayError as exc:
         if isinstance(exc, GatewayRejected) and exc.status in (400, 404):
             delivery.status, delivery.last_error = Delivery.IGNORED, f"Mercado Pago does not know it: {exc.message}"
+            logger.warning("notification %s ignored: Mercado Pago does not know %s", delivery.pk, delivery.resource_id)
         else:
             delay = RETRY_DELAYS[min(delivery.attempts - 1, len(RETRY_DELAYS) - 1)]
             delivery.status, delivery.last_error = Delivery.PENDING, exc.message
@@ -308,6 +309,10 @@ def delivery_process(delivery: WebhookDelivery, *, retries: int = 0) -> WebhookD
         delivery.payment = payment
         delivery.status = Delivery.PROCESSED if payment else Delivery.IGNORED
         delivery.last_error = "" if payment else "not one of our payments"
+        if payment is None:
+            logger.info(
+                "notification %s ignored: %s %s is not one of ours", delivery.pk, delivery.topic, delivery.resource_id
+            )
         delivery.processed_at = timezone.now()
     delivery.save()
     return delivery
