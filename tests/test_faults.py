@@ -72,6 +72,8 @@ from django.test import Client
 from django.utils import timezone
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
+from mercadopago.webhook import WebhookSignatureValidator
+from mercadopago.webhook.validator import _build_manifest as sdk_manifest
 
 from kiosk.events.models import Event as DomainEvent
 from kiosk.models import IdempotencyRecord
@@ -100,11 +102,13 @@ def logged(caplog, pattern: str, level: int = logging.WARNING) -> list[str]:
 
 
 def signed(data_id: str, *, request_id: str | None = None, ts: int | None = None) -> dict:
-    """x-signature headers as Mercado Pago's SDKs sign them (manifest with data.id as received)."""
+    """x-signature headers as Mercado Pago's SDKs sign them (manifest with data.id as received), checked by
+    the official SDK's own validator before use, so they do not merely agree with our code."""
     request_id = request_id or str(uuid.uuid4())
     ts = str(int(time.time()) if ts is None else ts)
-    manifest = f"id:{data_id};request-id:{request_id};ts:{ts};"
-    v1 = hmac.new(settings.MERCADOPAGO_WEBHOOK_SECRET.encode(), manifest.encode(), hashlib.sha256).hexdigest()
+    secret = settings.MERCADOPAGO_WEBHOOK_SECRET
+    v1 = hmac.new(secret.encode(), sdk_manifest(data_id, request_id, ts).encode(), hashlib.sha256).hexdigest()
+    WebhookSignatureValidator.validate(f"ts={ts},v1={v1}", request_id, data_id, secret)  # raises if not the SDK's
     return {"HTTP_X_SIGNATURE": f"ts={ts},v1={v1}", "HTTP_X_REQUEST_ID": request_id}
 
 
