@@ -302,6 +302,8 @@ ORDER_PAYMENT_TIMEOUT = timedelta(minutes=env.int("ORDER_PAYMENT_TIMEOUT_MINUTES
 
 # The public pickup board shows orders placed within this many hours.
 PICKUP_BOARD_WINDOW = timedelta(hours=env.int("PICKUP_BOARD_HOURS", default=12))
+# LGPD: customers with no order for this many days are anonymised (orders/privacy.py); 5 years, see docs/security.md.
+CUSTOMER_RETENTION_DAYS = env.int("CUSTOMER_RETENTION_DAYS", default=1825)
 
 # --- Background work (kiosk/jobs.py, kiosk/worker.py) ---------------------------------------------
 # Tasks are rows in this database (django-tasks-db): enqueued in the service's transaction, run by
@@ -322,6 +324,7 @@ SCHEDULE_CANCEL_STALE_SECONDS = env.int("SCHEDULE_CANCEL_STALE_SECONDS", default
 SCHEDULE_RETRY_NOTIFICATIONS_SECONDS = env.int("SCHEDULE_RETRY_NOTIFICATIONS_SECONDS", default=30)
 SCHEDULE_SWEEP_DELIVERIES_SECONDS = env.int("SCHEDULE_SWEEP_DELIVERIES_SECONDS", default=30)
 SCHEDULE_PURGE_SECONDS = env.int("SCHEDULE_PURGE_SECONDS", default=3600)
+SCHEDULE_ANONYMISE_SECONDS = env.int("SCHEDULE_ANONYMISE_SECONDS", default=86400)
 
 # --- Outgoing webhooks (kiosk/events) -------------------------------------------------------------
 # Seconds to connect and to read a subscriber's answer; attempts before a delivery is dead.

@@ -39,6 +39,7 @@ SCHEDULE = [
     ("kiosk.tasks.purge_idempotency_keys", "SCHEDULE_PURGE_SECONDS"),
     ("kiosk.tasks.prune_finished_tasks", "SCHEDULE_PURGE_SECONDS"),
     ("kiosk.tasks.flush_expired_tokens", "SCHEDULE_PURGE_SECONDS"),
+    ("orders.tasks.anonymise_customers", "SCHEDULE_ANONYMISE_SECONDS"),
 ]
 
 

@@ -153,16 +153,36 @@ class CustomerForm(forms.ModelForm):
         return normalize_cpf(self.cleaned_data["cpf"])  # staff may type the CPF with dots and dash
 
 
+class AnonymisedFilter(admin.SimpleListFilter):
+    """Customers anonymised past the retention period (orders/privacy.py), or not."""
+
+    title = _("anonymised (LGPD)")
+    parameter_name = "anonymised"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Anonymised")), ("no", _("Not anonymised"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(anonymised_at__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(Customer)
 class CustomerAdmin(CPFSearchMixin, StoreTimeZoneMixin, admin.ModelAdmin):
     form = CustomerForm
-    list_display = ["masked_cpf", "name", "masked_email", "created_at"]
+    list_display = ["masked_cpf", "name", "masked_email", "created_at", "anonymised_at"]
+    list_filter = [AnonymisedFilter]
     search_fields = ["name"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at", "anonymised_at"]
 
     @admin.display(description="CPF", ordering="cpf")
     def masked_cpf(self, customer: Customer) -> str:
-        return mask_cpf(customer.cpf)
+        return gettext("Anonymised") if customer.anonymised_at else mask_cpf(customer.cpf)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Nothing is left to edit on an anonymised customer: its page is read-only.
+        return super().has_change_permission(request, obj) and not (obj is not None and obj.anonymised_at)
 
     @admin.display(description=_("e-mail"))
     def masked_email(self, customer: Customer) -> str:
@@ -431,6 +451,8 @@ class OrderAdmin(CPFSearchMixin, StoreTimeZoneMixin, admin.ModelAdmin):
 
     @admin.display(description="CPF")
     def customer_cpf(self, order: Order) -> str:
+        if order.customer and order.customer.anonymised_at:
+            return gettext("Anonymised")
         return mask_cpf(order.customer.cpf) if order.customer else "-"
 
     def get_queryset(self, request):

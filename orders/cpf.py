@@ -24,8 +24,11 @@ def validate_cpf(value: str) -> None:
         raise ValidationError(_("Store the CPF as 11 digits."), code="invalid_cpf")
 
 
-def mask_cpf(cpf: str) -> str:
-    """`***.456.789-**`: enough for a person to recognise their own CPF, not enough to use someone else's."""
+def mask_cpf(cpf: str | None) -> str:
+    """`***.456.789-**`: enough for a person to recognise their own CPF, not enough to use someone else's.
+    An anonymised customer has none: ""."""
+    if not cpf:
+        return ""
     if len(cpf) != 11:
         return "***"
     return f"***.{cpf[3:6]}.{cpf[6:9]}-**"

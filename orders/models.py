@@ -8,8 +8,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from orders.cpf import mask_cpf, validate_cpf
 
@@ -236,17 +236,31 @@ class Option(models.Model):
 
 
 class Customer(models.Model):
-    cpf = models.CharField("CPF", max_length=11, unique=True, validators=[validate_cpf])
+    """Someone who typed a CPF at a kiosk. Past the retention period (CUSTOMER_RETENTION_DAYS after the last
+    order) `orders.privacy` anonymises it: CPF, name and e-mail gone, `anonymised_at` set, the orders kept."""
+
+    # NULL only once anonymised (the constraint below): nobody's CPF matches it again.
+    cpf = models.CharField("CPF", max_length=11, unique=True, null=True, validators=[validate_cpf])
     name = models.CharField(_("name"), max_length=120, blank=True)
     email = models.EmailField(_("e-mail"), blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    anonymised_at = models.DateTimeField(_("anonymised at"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(anonymised_at__isnull=True, cpf__isnull=False)
+                | Q(anonymised_at__isnull=False, cpf__isnull=True, name="", email=""),
+                name="customer_has_cpf_unless_anonymised",
+            )
+        ]
 
     def __str__(self) -> str:
+        if self.anonymised_at:
+            return gettext("Anonymised customer #%(id)s") % {"id": self.pk}
         return f"{self.name or _('Customer')} ({mask_cpf(self.cpf)})"
 
 

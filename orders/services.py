@@ -130,13 +130,18 @@ def customer_identify(*, cpf: str, name: str = "", email: str = "") -> tuple[Cus
         digits = normalize_cpf(cpf)
     except ValidationError as exc:
         raise Invalid(exc.messages[0], errors={"cpf": exc.messages}) from None
-    customer, created = Customer.objects.get_or_create(cpf=digits, defaults={"name": name, "email": email})
-    if not created:
-        changed = {f: v for f, v in (("name", name), ("email", email)) if v and not getattr(customer, f)}
-        if changed:
-            Customer.objects.filter(pk=customer.pk).update(**changed, updated_at=timezone.now())
-            for field, value in changed.items():
-                setattr(customer, field, value)
+    # Locked until the caller's transaction ends (an order's, in order_place): an anonymisation of this customer
+    # (orders/privacy.py) either ran first, and the CPF is a new customer's, or waits and spares them.
+    with transaction.atomic(savepoint=False):
+        customer, created = Customer.objects.select_for_update().get_or_create(
+            cpf=digits, defaults={"name": name, "email": email}
+        )
+        if not created:
+            changed = {f: v for f, v in (("name", name), ("email", email)) if v and not getattr(customer, f)}
+            if changed:
+                Customer.objects.filter(pk=customer.pk).update(**changed, updated_at=timezone.now())
+                for field, value in changed.items():
+                    setattr(customer, field, value)
     return customer, created
 
 
