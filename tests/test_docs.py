@@ -35,11 +35,11 @@ def test_every_local_link_leads_to_a_file_and_heading(page):
     assert broken == []
 
 
-def test_the_readme_signature_check_is_the_one_the_tests_use():
-    """The verification snippet an integrator copies from the README is, line for line, the function that
+def test_the_documented_signature_check_is_the_one_the_tests_use():
+    """The verification snippet an integrator copies from docs/events.md is, line for line, the function that
     checks every delivery in the webhook tests (scripts/webhook_listener.py)."""
-    readme = (BASE / "README.md").read_text()
-    snippet = readme.split("### Verifying a delivery", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    page = (BASE / "docs" / "events.md").read_text()
+    snippet = page.split("## Verifying a delivery", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     listener = (BASE / "scripts" / "webhook_listener.py").read_text()
     function = snippet[snippet.index("def verify(") :]
     assert function in listener
