@@ -322,6 +322,80 @@ def test_twenty_concurrent_partial_refunds_of_the_same_amount_agree_with_mercado
     assert stored.status == "partially_refunded"
 
 
+def _refund_over_the_api(user, payment_id, amount: str, key: str):
+    response = client_for(user).post(
+        f"/api/v1/payments/{payment_id}/refunds/",
+        {"amount": amount, "reason": "cold fries"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
+    return response.status_code, response.json(), response.get("Idempotent-Replayed")
+
+
+def test_the_same_refund_sent_ten_times_at_once_with_one_idempotency_key_refunds_once(terminal, menu, mercadopago):
+    """A back office double tap, or a proxy retrying: ten copies of one refund request (same key, same body) at
+    the same instant. One refund is asked of Mercado Pago; every answer is that refund (202) or "still in
+    progress, retry" (409), and a retry afterwards replays it."""
+    from decimal import Decimal
+
+    from payments.models import Payment, Refund
+    from payments.simulator.models import SimRefund
+
+    boss = make_user("boss", "manager", is_staff=True)
+    payment = _paid_order(terminal, menu, mercadopago)
+    answers = _in_parallel(lambda i: _refund_over_the_api(boss, payment["id"], "10.00", "same-refund"))
+
+    assert Refund.objects.count() == 1 and SimRefund.objects.count() == 1
+    refund = Refund.objects.get()
+    for status, body, _ in answers:
+        assert status in (202, 409), answers
+        if status == 202:
+            assert body["refund"]["id"] == refund.pk
+        else:
+            assert body["code"] == "idempotency_request_in_progress"
+    assert any(status == 202 for status, _, _ in answers)
+    status, body, replayed = _refund_over_the_api(boss, payment["id"], "10.00", "same-refund")
+    assert (status, body["refund"]["id"], replayed) == (202, refund.pk, "true")
+
+    _until_mercado_pago_is_done(mercadopago)
+    stored = Payment.objects.get(pk=payment["id"])
+    assert stored.refunded_amount() == Decimal("10.00") and stored.status == "partially_refunded"
+
+
+def test_concurrent_partial_refunds_and_their_retries_never_refund_more_than_was_paid(terminal, menu, mercadopago):
+    """Twelve requests at once on a 61.70 payment: six refunds of different sizes (73.00 asked in all), each
+    sent twice with its own Idempotency-Key. At most one refund per key, the refunds held never exceed what
+    was paid, and what Mercado Pago finally gives back is exactly what our ledger says."""
+    from decimal import Decimal
+
+    from payments.models import Payment, Refund
+    from payments.simulator.models import SimRefund
+
+    boss = make_user("boss", "manager", is_staff=True)
+    payment = _paid_order(terminal, menu, mercadopago)
+    amounts = ["20.00", "15.50", "12.00", "9.90", "8.60", "7.00"]
+    answers = _in_parallel(
+        lambda i: _refund_over_the_api(boss, payment["id"], amounts[i % 6], f"refund-{i % 6}"), count=12
+    )
+    statuses = sorted(status for status, _, _ in answers)
+    assert set(statuses) <= {202, 400, 409}, answers  # taken (or held), more than is left, in progress
+    for status, body, _ in answers:
+        if status != 202:
+            assert body["code"] in ("idempotency_request_in_progress", "refund_amount_invalid"), body
+
+    per_key = Refund.objects.values_list("request_key", flat=True)
+    assert len(per_key) == len(set(per_key))  # never two refunds for one key
+    held = sum(Refund.objects.exclude(status="failed").values_list("amount", flat=True), Decimal("0.00"))
+    assert Decimal("0.00") < held <= Decimal("61.70")
+
+    _until_mercado_pago_is_done(mercadopago)
+    stored = Payment.objects.get(pk=payment["id"])
+    given_back = sum(SimRefund.objects.filter(status="processed").values_list("amount", flat=True), Decimal("0.00"))
+    print(f"\n12 concurrent refund requests (6 keys): answers {statuses}; refunded {given_back} of 61.70")
+    assert stored.refunded_amount() == given_back == held <= Decimal("61.70")
+    assert SimRefund.objects.count() == Refund.objects.exclude(status="failed").count()
+
+
 def test_an_endpoint_deleted_while_an_order_is_placed_does_not_fail_the_order(terminal, menu, monkeypatch):
     """A manager deletes a webhook endpoint between the moment an event picks its subscribers and the moment
     it writes their deliveries: the customer's order is placed all the same, with no delivery to the gone."""
