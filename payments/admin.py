@@ -403,7 +403,8 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, StoreTimeZoneMixin, admin.Mode
     def refund_view(self, request, object_id):
         if not self.has_refund_permission(request):  # checked again here: the URL can be typed directly
             raise PermissionDenied
-        payment = Payment.objects.select_related("order__store").filter(pk=object_id).first()
+        # Through get_queryset: a kitchen or cashier login given the permission refunds only its store's payments.
+        payment = self.get_queryset(request).select_related("order__store").filter(pk=object_id).first()
         if payment is None:
             raise Http404
         zone = zone_of(home_store(request.user) or payment.order.store)
@@ -479,7 +480,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, StoreTimeZoneMixin, admin.Mode
             raise PermissionDenied
         raw_ids = request.POST.get("ids") or request.GET.get("ids") or ""
         ids = [int(i) for i in raw_ids.split(",") if re.fullmatch(r"[0-9]{1,18}", i.strip())]
-        payments = list(Payment.objects.filter(pk__in=ids).select_related("order__store"))
+        payments = list(self.get_queryset(request).filter(pk__in=ids).select_related("order__store"))
         if not payments:
             raise Http404
         zone = zone_of(home_store(request.user) or common_store(payment.order.store for payment in payments))
@@ -491,7 +492,7 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, StoreTimeZoneMixin, admin.Mode
             comment = form.cleaned_data["comment"]
             self._each(
                 request,
-                Payment.objects.filter(pk__in=ids),
+                self.get_queryset(request).filter(pk__in=ids),
                 gettext_noop("Mark reviewed"),
                 lambda p: review.payment_review_resolve(
                     payment_id=p.pk, actor=request.user.get_username(), comment=comment

@@ -1,7 +1,7 @@
 """The admin's "Sales" page and its CSV exports. Thin: parse the range, call `payments.reports`, shape output.
 
 Wrapped in `admin.site.admin_view` in kiosk/urls.py (staff only, else the admin login), and each view checks
-`payments.view_sales_report` itself (403 without it).
+`payments.view_sales_report` itself (403 without it). A kitchen or cashier login given it sees its own store's only.
 
 - `admin/reports/sales/?start=YYYY-MM-DD&end=YYYY-MM-DD&store=<slug>`: the page (`store` optional: all stores).
 - `admin/reports/sales.csv?start=&end=&store=&section=days|products|terminals|hours`: one section per file;
@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -25,8 +26,10 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext
 from django.views.decorators.http import require_safe
 
+from kiosk.roles import works_in_one_store
 from kiosk.store_time import render_in_zone, zone_of
 from orders.models import Store
+from orders.selectors import staff_store
 from payments import reports
 
 PERMISSION = "payments.view_sales_report"
@@ -80,12 +83,30 @@ class UnknownStore(ValueError):
     pass
 
 
-def _store(request: HttpRequest) -> Store | None:
-    """`?store=<slug>`: one store's figures; empty or missing: every store's."""
-    slug = (request.GET.get("store") or "").strip()
-    if not slug:
+def _own_store(request: HttpRequest) -> Store | None:
+    """The one store a kitchen or cashier login given the permission may see (PermissionDenied while it works in
+    none); None for a manager, who sees every store."""
+    if not works_in_one_store(request.user):
         return None
-    store = Store.objects.filter(slug=slug).first()
+    store = staff_store(request.user)
+    if store is None:
+        raise PermissionDenied
+    return store
+
+
+def _stores(request: HttpRequest) -> QuerySet[Store]:
+    own = _own_store(request)
+    return Store.objects.filter(pk=own.pk) if own else Store.objects.all()
+
+
+def _store(request: HttpRequest) -> Store | None:
+    """`?store=<slug>`: one store's figures; empty or missing: every store's (a kitchen or cashier login's own:
+    another store is unknown to it)."""
+    slug = (request.GET.get("store") or "").strip()
+    own = _own_store(request)
+    if not slug:
+        return own
+    store = _stores(request).filter(slug=slug).first()
     if store is None:
         raise UnknownStore(gettext("There is no store '%(slug)s'.") % {"slug": slug[:80]})
     return store
@@ -149,8 +170,8 @@ def _sales_report(request: HttpRequest) -> HttpResponse:
         "zone_name": str(timezone.get_current_timezone()),
         "start_value": raw_start or "",
         "end_value": raw_end or "",
-        "stores": list(Store.objects.order_by("name").values_list("slug", "name")),
-        "store_value": (request.GET.get("store") or "").strip(),
+        "stores": list(_stores(request).order_by("name").values_list("slug", "name")),
+        "store_value": (request.GET.get("store") or "").strip() or getattr(_own_store(request), "slug", ""),
         "max_days": reports.MAX_RANGE_DAYS,
         "error": None,
         "report": None,
