@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint format bench clean system-deps help screenshots browser-deps compilemessages messages
+.PHONY: run test lint format bench soak clean system-deps help screenshots browser-deps compilemessages messages
 
 help:
 	@echo "make run    - install, migrate, load demo data, serve on http://$(HOST):$(PORT) (SQLite, demo data, DEBUG on)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   - ruff check and format check, bandit, pip-audit over the pinned requirements"
 	@echo "make screenshots - the README's pictures of the screens (docs/screens/), from the browser test of a restaurant's day"
 	@echo "make bench  - throughput of the lunch-rush paths as ratios to /healthz (gunicorn, MariaDB, wrk): docs/benchmarks.md"
+	@echo "make soak   - the benchmark's journey mix for SOAK_SECONDS (600): zero errors, worker and web memory flat (not in CI)"
 	@echo "make messages - update the translation catalogues (locale/) from the code and compile them"
 
 # mysqlclient compiles against the MySQL/MariaDB client headers, and the translations need msgfmt (gettext);
@@ -108,6 +109,11 @@ bench: $(VENV)/.dev-installed
 	@command -v wrk >/dev/null 2>&1 || { if [ "$$(id -u)" -eq 0 ]; then apt-get install -y -qq wrk >/dev/null \
 	  || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; else sudo -n apt-get install -y -qq wrk; fi; }
 	$(BIN)/python scripts/bench.py
+
+# The benchmark's journey mix for SOAK_SECONDS, memory sampled; fails on any error or growth (docs/benchmarks.md, Soak).
+SOAK_SECONDS ?= 600
+soak: $(VENV)/.dev-installed
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python scripts/soak.py
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .

@@ -79,18 +79,18 @@ def mariadb_answers() -> bool:
         return sock.connect_ex(("127.0.0.1", 3306)) == 0
 
 
-def bench_database(workdir: Path) -> tuple[str, str]:
-    """(DATABASE_URL, label)."""
-    wanted = os.environ.get("BENCH_DATABASE_URL")
+def bench_database(workdir: Path, name: str = "kiosk_bench", variable: str = "BENCH_DATABASE_URL") -> tuple[str, str]:
+    """(DATABASE_URL, label): the server `variable` names, else a fresh database `name` on the local MariaDB."""
+    wanted = os.environ.get(variable)
     if wanted:
-        return wanted, "BENCH_DATABASE_URL"
+        return wanted, variable
     if mariadb_answers():
         import MySQLdb
 
         connection = MySQLdb.connect(host="127.0.0.1", port=3306, user="root")
         with connection.cursor() as cursor:
-            cursor.execute("DROP DATABASE IF EXISTS kiosk_bench")
-            cursor.execute("CREATE DATABASE kiosk_bench CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
             cursor.execute("SELECT VERSION()")
             version = cursor.fetchone()[0]
             cursor.execute("SELECT COUNT(*) FROM mysql.time_zone_name")
@@ -98,7 +98,7 @@ def bench_database(workdir: Path) -> tuple[str, str]:
         connection.close()
         if not has_zones:  # dates in the store's zone need them (as .ci/run loads them)
             load_time_zones()
-        return "mysql://root@127.0.0.1:3306/kiosk_bench", f"MariaDB/MySQL {version}"
+        return f"mysql://root@127.0.0.1:3306/{name}", f"MariaDB/MySQL {version}"
     print("!! no MariaDB/MySQL on 127.0.0.1:3306: SQLite, figures not comparable with production", file=sys.stderr)
     return f"sqlite:///{workdir / 'bench.sqlite3'}", "SQLite"
 
@@ -161,7 +161,11 @@ class App:
 
     def worker_rss_mb(self) -> list[float]:
         """RSS of each gunicorn worker (the master's children)."""
-        sizes = []
+        return sorted(self.worker_rss_by_pid().values())
+
+    def worker_rss_by_pid(self) -> dict[int, float]:
+        """{pid: RSS in MB} of each gunicorn worker (the master's children)."""
+        sizes = {}
         for status in Path("/proc").glob("[0-9]*/status"):
             try:
                 text = status.read_text()
@@ -170,8 +174,8 @@ class App:
             ppid = re.search(r"^PPid:\s+(\d+)", text, re.M)
             rss = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
             if ppid and rss and self.server and int(ppid.group(1)) == self.server.pid:
-                sizes.append(int(rss.group(1)) / 1024)
-        return sorted(sizes)
+                sizes[int(status.parent.name)] = int(rss.group(1)) / 1024
+        return sizes
 
 
 def db_queries() -> float:
@@ -368,7 +372,7 @@ def journey_client(args) -> dict:
     token, body, seconds = args
     session = requests.Session()
     kiosk = {"Authorization": f"Bearer {token}"}
-    done, errors, durations, orders = 0, 0, [], []
+    done, errors, durations, orders, samples = 0, 0, [], [], []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         start = time.perf_counter()
@@ -399,15 +403,18 @@ def journey_client(args) -> dict:
                 time.sleep(0.05)
             done += 1
             durations.append(time.perf_counter() - start)
-        except (requests.RequestException, TimeoutError, KeyError):
+        except (requests.RequestException, TimeoutError, KeyError) as error:
             errors += 1
-    return {"done": done, "errors": errors, "durations": durations, "orders": orders}
+            if len(samples) < 3:
+                samples.append(f"{type(error).__name__}: {error}"[:300])
+    return {"done": done, "errors": errors, "durations": durations, "orders": orders, "samples": samples}
 
 
-def journeys(token: str, body: dict) -> tuple[dict, list[str]]:
+def journeys(token: str, body: dict, seconds: float = SECONDS) -> tuple[dict, list[str]]:
+    """JOURNEY_CLIENTS processes doing kiosk journeys for `seconds`: (figures, the orders they placed)."""
     started = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(JOURNEY_CLIENTS) as pool:
-        results = list(pool.map(journey_client, [(token, body, SECONDS)] * JOURNEY_CLIENTS))
+        results = list(pool.map(journey_client, [(token, body, seconds)] * JOURNEY_CLIENTS))
     elapsed = time.perf_counter() - started
     durations = sorted(d for r in results for d in r["durations"]) or [0.0]
 
@@ -421,6 +428,7 @@ def journeys(token: str, body: dict) -> tuple[dict, list[str]]:
         "p50": statistics.median(durations) * 1e6,
         "p95": pct(95),
         "p99": pct(99),
+        "error_samples": [sample for r in results for sample in r["samples"]][:5],
     }
     figures["rps"] = figures["requests"] / elapsed
     return figures, [o for r in results for o in r["orders"]]
@@ -434,12 +442,10 @@ def sign(data_id: str, request_id: str, ts: str) -> str:
     return f"ts={ts},v1={hmac.new(WEBHOOK_SECRET.encode(), manifest.encode(), hashlib.sha256).hexdigest()}"
 
 
-def main() -> int:
-    if shutil.which("wrk") is None:
-        print("make bench needs wrk: apt-get install wrk", file=sys.stderr)
-        return 2
-    workdir = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
-    database_url, database = bench_database(workdir)
+def prepare(workdir: Path, *, database: str = "kiosk_bench", variable: str = "BENCH_DATABASE_URL", **settings):
+    """The database (migrated, the demo data, a backlog of BACKLOG orders) and the app's environment, production
+    settings plus `settings`; Django set up in this process. Answers (environment, the database's label)."""
+    database_url, label = bench_database(workdir, database, variable)
     env = {
         **os.environ,
         "DEBUG": "false",
@@ -458,6 +464,7 @@ def main() -> int:
         "MERCADOPAGO_SIMULATOR_NOTIFY_DELAY": "0",
         "MERCADOPAGO_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "MERCADOPAGO_SIGNATURE_TOLERANCE": "0",
+        **settings,
     }
     for name in ("MERCADOPAGO_ACCESS_TOKEN", "CACHE_URL"):
         env.pop(name, None)
@@ -471,6 +478,26 @@ def main() -> int:
     )
     django_setup(env)
     make_backlog(BACKLOG)
+    return env, label
+
+
+def journey_body(session: requests.Session, kiosk: dict) -> tuple[list, dict]:
+    """(the kiosk's menu, an order of three unlimited products that need no choices)."""
+    products = session.get(f"{BASE}/api/v1/products/", headers=kiosk, timeout=10).json()
+    plain = [
+        p["id"]
+        for p in products
+        if p["stock"] is None and p["kind"] == "item" and not any(g["min_choices"] for g in p["option_groups"])
+    ][:3]
+    return products, {"dining": "takeaway", "items": [{"product_id": pid, "quantity": 1} for pid in plain]}
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        print("make bench needs wrk: apt-get install wrk", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
+    env, database = prepare(workdir)
     app = App(env, workdir)
     started = time.perf_counter()
     try:
@@ -492,13 +519,7 @@ def run(app: App, workdir: Path, database: str, env: dict) -> int:
     kiosk_token, kitchen_token = token("kiosk1"), token("kitchen1")
     kiosk = {"Authorization": f"Bearer {kiosk_token}"}
     kitchen = {"Authorization": f"Bearer {kitchen_token}"}
-    products = session.get(f"{BASE}/api/v1/products/", headers=kiosk, timeout=10).json()
-    plain = [
-        p["id"]
-        for p in products
-        if p["stock"] is None and p["kind"] == "item" and not any(g["min_choices"] for g in p["option_groups"])
-    ][:3]
-    body = {"dining": "takeaway", "items": [{"product_id": pid, "quantity": 1} for pid in plain]}
+    products, body = journey_body(session, kiosk)
 
     # An order with an open QR, polled as a kiosk polls it.
     order = session.post(
