@@ -280,20 +280,6 @@ def test_the_admin_lists_stores_with_their_terminals_and_staff(admin_client, two
     assert admin_client.get(f"/admin/auth/user/{kitchen_user.pk}/change/").status_code == 200
 
 
-def test_the_admin_shows_kitchen_staff_only_their_stores_orders(two_stores, kitchen_user):
-    from django.test import Client
-
-    kitchen_user.is_staff = True
-    kitchen_user.save()
-    admin = Client()
-    admin.force_login(kitchen_user)
-    first, second = two_stores["orders"]
-    page = admin.get("/admin/orders/order/")
-    assert page.status_code == 200
-    assert [str(o.pk) for o in page.context["cl"].result_list] == [first["id"]]
-    assert admin.get(f"/admin/orders/order/{second['id']}/change/").status_code == 302  # not found: back home
-
-
 # --- The sales report per store -------------------------------------------------------------------
 
 
