@@ -1,6 +1,6 @@
 """Settings for the kiosk payment back end, read from the environment (and an optional `.env`).
 
-Every variable is documented in `.env.example` and in the README's configuration table.
+Every variable is documented in `.env.example` and in docs/operations.md's configuration table.
 """
 
 import hashlib
