@@ -211,6 +211,8 @@ def receive(request) -> Answer:
         from payments import tasks
 
         enqueue(tasks.process_notification, delivery.pk)
+    else:
+        logger.info("notification %s ignored: a copy of delivery %s", delivery.pk, twin.pk)
     return Answer(200, delivery)
 
 

@@ -14,6 +14,8 @@ The database goes away mid-request
 - lock contention (deadlock, lock wait) is a retryable 503 ...... tests/test_platform.py::test_lock_contention_*
 - the notification URL cannot store a delivery: 503 not_stored (Mercado Pago re-sends it)
   ................................................................ test_a_notification_that_cannot_be_stored_*
+- or stores it but cannot queue its task: 503, the re-send is a copy, the sweep applies it once
+  ................................................................ test_a_notification_stored_but_not_queued_*
 
 Money with concurrency (MariaDB's row locks)
 - partial refunds at once never hold or give back more than was paid; the same Idempotency-Key sent ten times
@@ -211,6 +213,34 @@ def test_a_notification_that_cannot_be_stored_is_a_503_for_mercado_pago_to_send_
     assert not WebhookDelivery.objects.exists()
     again = Client().post(notify_url(data_id), "{}", content_type="application/json", **signed(data_id))
     assert again.status_code == 200 and WebhookDelivery.objects.count() == 1
+
+
+@transactional
+def test_a_notification_stored_but_not_queued_is_answered_503_and_applied_once(kiosk, order, mercadopago, caplog):
+    """The database goes away between storing a delivery and queueing its task: Mercado Pago gets a 503 and
+    sends the notification again (a copy: ignored); the sweep applies the stored one, once."""
+    from django.core.management import call_command
+
+    payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key()).json()["payment"]
+    mercadopago.pay(payment["provider_order_id"], notify=False)
+    data_id = payment["provider_order_id"]
+    body = json.dumps({"id": 123456789, "type": "order", "action": "order.processed", "data": {"id": data_id}})
+    with database_goes_away(_inserts_into(DBTaskResult._meta.db_table)):
+        first = Client().post(notify_url(data_id), body, content_type="application/json", **signed(data_id))
+    assert (first.status_code, first.json().get("code")) == (503, "not_stored"), first.json()
+    assert logged(caplog, "could not store a Mercado Pago notification", logging.ERROR)
+    again = Client().post(notify_url(data_id), body, content_type="application/json", **signed(data_id))
+    assert again.status_code == 200
+    run_pending()
+    assert list(WebhookDelivery.objects.order_by("id").values_list("status", flat=True)) == ["pending", "ignored"]
+    assert Payment.objects.get().status == "pending"
+
+    WebhookDelivery.objects.update(received_at=timezone.now() - datetime.timedelta(minutes=1))
+    call_command("process_notifications")  # the sweep, every 30 s on the worker's schedule
+    call_command("process_notifications")
+    stored = Payment.objects.get()
+    assert stored.status == "approved" and Order.objects.get(pk=order["id"]).status == "received"
+    assert ledger(stored).count("status_changed") == 1 and ledger(stored).count("notification_received") == 1
 
 
 # --- Mercado Pago misbehaves: a double of it over real HTTP, reached by the official SDK ----------
@@ -607,6 +637,7 @@ def test_a_notification_replayed_a_day_later_changes_nothing(kiosk, order, merca
     else:
         assert replay.status_code == 200
         assert (last.status, last.last_error) == ("ignored", f"duplicate of delivery {last.pk - 1}")
+        assert logged(caplog, rf"notification {last.pk} ignored: a copy of delivery {last.pk - 1}", logging.INFO)
     assert ledger(stored) == events and len(mercadopago.calls) == calls  # not even a read of the order
 
 
