@@ -548,6 +548,10 @@ class WebhookDeliveryAdmin(ReadOnlyMixin, StoreTimeZoneMixin, admin.ModelAdmin):
     actions = ["process_again"]
     topic_code = code_column("topic", _("topic"))
 
+    def get_queryset(self, request):
+        # A kitchen or cashier login given the permission sees its store's payments' notifications only.
+        return in_staff_store(request.user, super().get_queryset(request), "payment__order__store")
+
     def has_process_again_permission(self, request) -> bool:
         return request.user.has_perm("payments.change_webhookdelivery")
 

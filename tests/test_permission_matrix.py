@@ -37,7 +37,7 @@ from kiosk.events.models import WebhookEndpoint
 from kiosk.models import AuditRecord, WorkerHeartbeat
 from orders.models import Category, Option, OptionGroup, Order, Product, Terminal
 from orders.services import ItemRequest, customer_identify, order_advance, order_place
-from payments.models import Payment, Refund
+from payments.models import Payment, Refund, WebhookDelivery
 from payments.services.checkout import order_pay_at_counter
 from payments.services.refunds import refund_request
 from payments.simulator.models import SimChargeback, SimPayment
@@ -717,14 +717,16 @@ def test_every_route_and_admin_action_has_a_row():
     assert not missing, "add it to the matrix (tests/test_permission_matrix.py):\n" + "\n".join(missing)
 
 
-def test_a_cashier_given_refunds_and_the_sales_report_still_sees_only_its_store(world):
-    """Permissions can be given to one login in the back office; a store's login keeps to its store with them."""
+GRANTED = ["refund_payment", "view_sales_report", "view_webhookdelivery", "view_event", "view_eventdelivery"]
+
+
+def test_a_cashier_given_more_permissions_still_sees_only_its_store(world):
+    """Permissions can be given to one login in the back office (refunds, the sales report, the notifications,
+    the events); a store's login keeps to its store with them."""
     cashier = world.users["cashier"]
-    cashier.user_permissions.add(
-        *Permission.objects.filter(
-            content_type__app_label="payments", codename__in=["refund_payment", "view_sales_report"]
-        )
-    )
+    cashier.user_permissions.add(*Permission.objects.filter(codename__in=GRANTED))
+    payment_b = Payment.objects.get(pk=world.names["payment_b"])
+    WebhookDelivery.objects.create(topic="order", resource_id="ORDB", payment=payment_b)
     matrix = Matrix(world)
     browser = matrix.browser["cashier"]
     payment_a, payment_b = world.names["payment_a"], world.names["payment_b"]
@@ -745,5 +747,15 @@ def test_a_cashier_given_refunds_and_the_sales_report_still_sees_only_its_store(
     export = matrix.request("cashier", "GET", f"{ADMIN}reports/payments.csv")
     rows = body_text(export)
     assert export.status_code == 200 and world.names["order_a"] in rows and world.names["order_b"] not in rows
+    lists = {
+        "payments/webhookdelivery/": lambda delivery: delivery.payment.order_id,
+        "events/event/": lambda event: event.order_id,
+        "events/eventdelivery/": lambda delivery: delivery.event.order_id,
+    }
+    for path, order_of in lists.items():
+        page = matrix.request("cashier", "GET", f"{ADMIN}{path}")
+        assert page.status_code == 200, path
+        orders = {world.order_name(order_of(row)) for row in page.context["cl"].result_list}
+        assert orders and orders <= A_ALL, (path, orders)  # store A's orders only
     assert not matrix.mismatches, report(matrix)  # no CPF or e-mail in what it got
     assert not Refund.objects.filter(payment_id=payment_b).exists()

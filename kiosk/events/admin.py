@@ -23,6 +23,7 @@ from kiosk.events.services import EVENT_TYPES
 from kiosk.events.validation import clean_endpoint_events, clean_endpoint_url
 from kiosk.logging import mask_pii
 from kiosk.store_time import StoreTimeZoneMixin
+from orders.admin import in_staff_store
 
 ALL_EVENTS = "*"
 Status = EventDelivery.Status
@@ -221,6 +222,10 @@ class EventAdmin(ReadOnlyMixin, StoreTimeZoneMixin, admin.ModelAdmin):
     readonly_fields = fields
     inlines = [EventDeliveryInline]
 
+    def get_queryset(self, request):
+        # A kitchen or cashier login given the permission sees its store's only, as with orders and payments.
+        return in_staff_store(request.user, super().get_queryset(request), "order__store")
+
     @admin.display(description=_("order"), ordering="order_id")
     def order_link(self, event: Event) -> str:
         return _order_link(event.order_id, event.order)
@@ -266,6 +271,9 @@ class EventDeliveryAdmin(ReadOnlyMixin, StoreTimeZoneMixin, admin.ModelAdmin):
     readonly_fields = fields
     inlines = [DeliveryAttemptInline]
     actions = ["send_again"]
+
+    def get_queryset(self, request):
+        return in_staff_store(request.user, super().get_queryset(request), "event__order__store")
 
     @admin.display(description=_("event"), ordering="event__type")
     def event_type(self, delivery: EventDelivery) -> str:
