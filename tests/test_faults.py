@@ -36,6 +36,7 @@ Mercado Pago (live mode: the official SDK over real HTTP to a double of Mercado 
   (absurd amounts: tests/test_payments_hostile.py::test_an_absurd_paid_amount_is_held_for_review_*)
 - a refund of another amount than asked: recorded as Mercado Pago made it, flagged for review
   ................................................................ test_a_refund_read_back_for_another_amount_*
+  for more than is left of the payment: not believed, ours kept, flagged once ... test_a_refund_read_back_for_more_*
 - retries, the circuit breaker, no call inside a transaction ..... tests/test_gateway_resilience.py
 
 The worker is killed mid-task
@@ -507,6 +508,30 @@ def test_a_refund_read_back_for_another_amount_is_recorded_as_made_and_flagged(d
     payments_reconcile()
     paid_payment.refresh_from_db()
     assert (paid_payment.status, paid_payment.refunded_amount()) == ("partially_refunded", Decimal("12.00"))
+
+
+@pytest.mark.django_db
+def test_a_refund_read_back_for_more_than_was_paid_is_not_believed(double, paid_payment, caplog):
+    """Asked 10.00 of a 61.70 payment, Mercado Pago's answers say 100.00: no refund can give back more than
+    was paid, so the answer is not believed. Our 10.00 stays in the books, and a person is asked, once."""
+    from payments.services.reconcile import payments_reconcile
+
+    double.script[:] = [(201, refund_answer("100.00"))]
+    refund = refund_services.refund_request(
+        payment_id=paid_payment.pk, amount=Decimal("10.00"), reason="cold fries", actor="boss"
+    )
+    assert (refund.status, refund.amount) == ("pending", Decimal("10.00"))
+    assert logged(caplog, rf"flagged for review: Refund {refund.pk} asked for 10.00; .* reports 100.00, more than")
+
+    line = refund_answer("100.00", "processed")["transactions"]["refunds"][0]
+    for _ in range(2):  # read back twice (a notification, then reconcile): one flag
+        double.script[:] = [(200, processed("61.70", refunds=[line]))]
+        Payment.objects.filter(pk=paid_payment.pk).update(updated_at=timezone.now() - datetime.timedelta(hours=7))
+        payments_reconcile()
+    paid_payment.refresh_from_db()
+    assert Refund.objects.get().status == "succeeded" and Refund.objects.get().amount == Decimal("10.00")
+    assert (paid_payment.status, paid_payment.refunded_amount()) == ("partially_refunded", Decimal("10.00"))
+    assert paid_payment.needs_review and paid_payment.review_reason.count("more than the 61.70 left") == 1
 
 
 # --- The worker is killed mid-task ----------------------------------------------------------------

@@ -27,7 +27,7 @@ from kiosk.problems import DomainError
 from orders.models import MAX_MONEY, Order
 from payments.gateway import GatewayError, GatewayRejected, gateway
 from payments.models import Payment, PaymentEvent, Refund
-from payments.selectors import refundable_amount
+from payments.selectors import REFUNDS_HOLDING, refundable_amount
 from payments.services.ledger import flag_for_review, follow_confirmed_refunds, record_event
 from payments.transitions import MONEY_HELD, ProviderRefund, ProviderState, refunds_in_answer
 
@@ -289,6 +289,18 @@ def _record_answer(refund_id, answer: dict) -> Refund:
 def _follow(payment: Payment, refund: Refund, reported: ProviderRefund, *, payload) -> None:
     """Moves our refund row to what Mercado Pago reports of its refund (rows locked; saved here)."""
     refund.provider_status = reported.status[:30]
+    if reported.amount is not None and reported.amount > refund.amount and refund.status != RefundStatus.SUCCEEDED:
+        room = refundable_amount(payment) + (refund.amount if refund.status in REFUNDS_HOLDING else Decimal("0"))
+        if reported.amount > room:
+            # More than is left of the payment: not money Mercado Pago can have given back, but an answer we
+            # cannot believe. Our amount stays (the books never give back more than was paid); a person looks.
+            _flag_once(
+                payment,
+                f"Refund {refund.pk} asked for {refund.amount}; Mercado Pago reports {reported.amount}, more than "
+                f"the {room} left of the payment: kept at {refund.amount}, check Mercado Pago's panel.",
+                key=f"refund-{refund.pk}-beyond-paid-{reported.amount}",
+            )
+            reported = ProviderRefund(id=reported.id, amount=refund.amount, status=reported.status)
     if reported.amount is not None and reported.amount != refund.amount and refund.status != RefundStatus.SUCCEEDED:
         # The ledger records what Mercado Pago refunded. For a full refund that is "whatever was left";
         # for a partial one a difference is odd enough for a person to look.
@@ -320,6 +332,13 @@ def _follow(payment: Payment, refund: Refund, reported: ProviderRefund, *, paylo
             actor="mercadopago",
         )
     refund.save()
+
+
+def _flag_once(payment: Payment, reason: str, *, key: str) -> None:
+    """Flags the payment for review, once per `key` however often Mercado Pago repeats what caused it."""
+    if record_event(payment, Event.REVIEW_FLAGGED, message=reason, provider_reference=key) is not None:
+        flag_for_review(payment, reason)
+        payment.save(update_fields=["needs_review", "review_reason", "updated_at"])
 
 
 def apply_provider_refunds(order: Order, payment: Payment, state: ProviderState, *, payload) -> None:
