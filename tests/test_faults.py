@@ -403,6 +403,18 @@ def test_a_qr_for_another_amount_is_never_shown_and_is_cancelled_at_mercado_pago
     assert double.requests[-1]["body"]["total_amount"] == "61.70"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("transactions", [[], "none", {"payments": {"id": PAY_ID}}, {"payments": [None]}])
+def test_a_qr_answer_with_odd_transactions_is_still_shown_when_it_is_ours(double, kiosk, order, transactions):
+    """Mercado Pago's order for our amount with a QR, its transactions in an unexpected shape: the QR is
+    ours and shown (the payment's id is learnt later, from the order read back); never a 500."""
+    double.script[:] = [lambda request: created(request, transactions=transactions)]
+    response = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key())
+    assert response.status_code == 201, response.json()
+    payment = Payment.objects.get()
+    assert (payment.provider_order_id, payment.provider_payment_id, bool(payment.qr_data)) == (ORDER_ID, "", True)
+
+
 @pytest.fixture
 def qr_payment(order):
     """The order's QR payment as checkout left it: Mercado Pago's order ORDER_ID, not paid yet."""

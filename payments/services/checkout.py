@@ -125,7 +125,8 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
         order = Order.objects.select_for_update().get(pk=order_id)
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
         locked.provider_order_id = locked.provider_order_id or mp_order.get("id")
-        mp_payments = (mp_order.get("transactions") or {}).get("payments") or []
+        transactions = mp_order.get("transactions") if isinstance(mp_order.get("transactions"), dict) else {}
+        mp_payments = transactions.get("payments") if isinstance(transactions.get("payments"), list) else []
         if mp_payments and isinstance(mp_payments[0], dict) and not locked.provider_payment_id:
             locked.provider_payment_id = str(mp_payments[0].get("id") or "")
         locked.qr_data = (mp_order.get("type_response") or {}).get("qr_data") or ""
