@@ -429,6 +429,27 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+# --- Figures a test reports ------------------------------------------------------------------------
+
+FIGURES = "figures"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Lines a test recorded with `record_property("figures", text)` (how many operations, examples,
+    failures by kind...), printed at the end of the run whether the test passed or failed: `make test` and CI
+    show them. They travel on the test's report, so they reach the summary from pytest-xdist's workers too."""
+    lines = []
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.getreports(outcome):
+            if report.when == "call":
+                lines += [str(value) for name, value in report.user_properties if name == FIGURES]
+    if lines:
+        terminalreporter.write_sep("=", "figures")
+        for text in lines:
+            for line in text.splitlines():
+                terminalreporter.write_line(line)
+
+
 # --- Outgoing webhooks ----------------------------------------------------------------------------
 
 
