@@ -72,8 +72,13 @@ class OptionGroupSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "min_choices", "max_choices", "options"]
 
 
+class ImageURLField(serializers.URLField):
+    """A product's picture: an http(s) URL, or "" for none (its schema: kiosk.openapi.ImageURLFieldExtension)."""
+
+
 class ProductSerializer(serializers.ModelSerializer):
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    image_url = ImageURLField(read_only=True, help_text='The picture\'s absolute URL; "" for a product without one.')
     available = serializers.BooleanField(source="is_available", read_only=True)
     option_groups = OptionGroupSerializer(many=True, read_only=True)
     suggestions = serializers.PrimaryKeyRelatedField(
@@ -128,6 +133,7 @@ class ProductWriteSerializer(StrictMixin, serializers.ModelSerializer):
     active = StrictBooleanField(required=False)
     name = StrictCharField(max_length=120)
     description = StrictCharField(required=False, allow_blank=True)
+    image_url = ImageURLField(max_length=500, required=False, allow_blank=True)
 
     class Meta:
         model = Product

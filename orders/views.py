@@ -24,6 +24,7 @@ from kiosk.api import (
     conditional_response,
 )
 from kiosk.idempotency import idempotent
+from kiosk.openapi import CPF_SCHEMA, problem
 from kiosk.problems import Invalid
 from kiosk.roles import CASHIER, KIOSK, KITCHEN, MANAGER, allow, has_role, is_staff_role, roles_of, works_in_one_store
 from orders import selectors, services
@@ -157,8 +158,8 @@ class CustomerView(APIView):
     throttle_classes = [CPFLookupThrottle]
 
     @extend_schema(
-        parameters=[OpenApiParameter("cpf", OpenApiTypes.STR, required=True, description="CPF, any common format")],
-        responses={200: CustomerSerializer, 400: PROBLEM, 404: PROBLEM},
+        parameters=[OpenApiParameter("cpf", CPF_SCHEMA, required=True, description="CPF, any common format")],
+        responses={200: CustomerSerializer, 400: problem("validation_error"), 404: problem("not_found")},
     )
     def get(self, request):
         """Looks a customer up by CPF."""
@@ -237,6 +238,8 @@ def _date_param(request, name: str):
 
 
 class OrderListView(APIView):
+    pagination_class = BoundedLimitOffsetPagination  # also what the schema documents: a page, not an array
+
     def get_permissions(self):
         return [allow(KIOSK)()] if self.request.method == "POST" else [ANY_ROLE()]
 
@@ -244,12 +247,18 @@ class OrderListView(APIView):
         parameters=[
             OpenApiParameter("status", OpenApiTypes.STR, enum=[s for s, _ in Order.Status.choices]),
             OpenApiParameter(
-                "number", OpenApiTypes.INT, description="Pickup number (of `business_date`: today in each store's zone)"
+                "number",
+                {"type": "integer", "minimum": 1, "maximum": MAX_PICKUP_NUMBER},
+                description="Pickup number (of `business_date`: today in each store's zone)",
             ),
             OpenApiParameter("business_date", OpenApiTypes.DATE, description="The store's local date, YYYY-MM-DD"),
             STORE_PARAMETER,
         ],
-        responses={200: OrderSerializer(many=True), 400: PROBLEM, 403: PROBLEM},
+        responses={
+            200: OrderSerializer(many=True),
+            400: problem("validation_error"),
+            403: problem("store_not_assigned"),
+        },
     )
     def get(self, request):
         """Orders, newest first: a kiosk sees its own terminal's, kitchen staff and cashiers their store's,
@@ -268,14 +277,20 @@ class OrderListView(APIView):
             orders = selectors.orders_numbered(orders, number=number, business_date=business_date)
         elif business_date is not None:
             orders = orders.filter(business_date=business_date)
-        paginator = BoundedLimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderSerializer(page, many=True).data)
 
     @extend_schema(
         parameters=[IDEMPOTENCY_HEADER],
         request=OrderCreateSerializer,
-        responses={201: OrderSerializer, 400: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+        responses={
+            201: OrderSerializer,
+            400: problem("unknown_product", "invalid_options", "invalid_dining"),
+            403: problem("terminal_inactive"),
+            409: problem("out_of_stock", "product_unavailable"),
+            422: problem("order_total_too_large"),
+        },
     )
     @idempotent(required=True)
     def post(self, request):
@@ -301,7 +316,7 @@ class OrderListView(APIView):
 class OrderDetailView(APIView):
     permission_classes = [ANY_ROLE]
 
-    @extend_schema(responses={200: OrderSerializer, 404: PROBLEM})
+    @extend_schema(responses={200: OrderSerializer, 403: problem("store_not_assigned"), 404: PROBLEM})
     def get(self, request, order_id):
         return Response(OrderSerializer(selectors.order_for_user(user=request.user, order_id=order_id)).data)
 
@@ -309,7 +324,15 @@ class OrderDetailView(APIView):
 class OrderCancelView(APIView):
     permission_classes = [ANY_ROLE]
 
-    @extend_schema(request=None, responses={200: OrderSerializer, 404: PROBLEM, 409: PROBLEM})
+    @extend_schema(
+        request=None,
+        responses={
+            200: OrderSerializer,
+            403: problem("store_not_assigned"),
+            404: PROBLEM,
+            409: problem("invalid_transition", "payment_under_review"),
+        },
+    )
     def post(self, request, order_id):
         """Cancels an unpaid order (the customer gave up, or staff), and its QR at Mercado Pago.
         Paid orders are refunded instead."""
@@ -324,7 +347,9 @@ class OrderCancelView(APIView):
 
 KITCHEN_QUEUE_LIMIT = 200
 KITCHEN_LIMIT_PARAMETER = OpenApiParameter(
-    "limit", OpenApiTypes.INT, description=f"At most this many cards (1-500, default {KITCHEN_QUEUE_LIMIT})"
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": 500},
+    description=f"At most this many cards (1-500, default {KITCHEN_QUEUE_LIMIT})",
 )
 
 
@@ -333,7 +358,12 @@ class KitchenQueueView(APIView):
 
     @extend_schema(
         parameters=[STORE_PARAMETER, KITCHEN_LIMIT_PARAMETER],
-        responses={200: KitchenOrderSerializer(many=True), 304: None, 400: PROBLEM, 403: PROBLEM},
+        responses={
+            200: KitchenOrderSerializer(many=True),
+            304: None,
+            400: problem("validation_error"),
+            403: problem("store_not_assigned"),
+        },
         description="`X-Total-Count` says how many orders the queue holds (more than the cards when capped). "
         + MENU_CONDITIONAL,
     )
@@ -372,7 +402,10 @@ def _limit_param(request) -> int:
 class KitchenStatusView(APIView):
     permission_classes = [allow(KITCHEN, MANAGER)]
 
-    @extend_schema(request=KitchenStatusSerializer, responses={200: OrderSerializer, 404: PROBLEM, 409: PROBLEM})
+    @extend_schema(
+        request=KitchenStatusSerializer,
+        responses={200: OrderSerializer, 403: problem("store_not_assigned"), 409: problem("invalid_transition")},
+    )
     def post(self, request, order_id):
         selectors.order_for_user(user=request.user, order_id=order_id)
         serializer = KitchenStatusSerializer(data=request.data)
@@ -388,7 +421,7 @@ class PickupBoardView(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("store", OpenApiTypes.STR, description="Store slug; optional with one store")],
-        responses={200: PickupBoardSerializer, 304: None, 400: PROBLEM, 404: PROBLEM},
+        responses={200: PickupBoardSerializer, 304: None, 400: problem("store_required"), 404: problem("not_found")},
     )
     def get(self, request):
         """One store's order numbers being prepared and ready for pickup. Public: no personal data.
@@ -411,7 +444,7 @@ class MeView(APIView):
                 "store", OpenApiTypes.STR, description="Store slug: a manager's screen about one store gets that store"
             )
         ],
-        responses={200: MeSerializer, 400: PROBLEM, 403: PROBLEM},
+        responses={200: MeSerializer, 400: problem("validation_error")},
     )
     def get(self, request):
         """The login, its roles and the store its screens are about: a kitchen or cashier login's own, a kiosk's

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from kiosk.api import MoneyField, StrictCharField, StrictMixin
 from orders.models import Order
+from orders.serializers import OrderSerializer
 from payments import selectors
 from payments.models import Payment, Refund
 
@@ -96,11 +97,17 @@ class CounterPaymentRequestSerializer(StrictMixin, serializers.Serializer):
     amount = MoneyField(help_text="What was taken: exactly the order's total (change for cash is not recorded).")
 
 
+class CheckoutSerializer(serializers.Serializer):
+    """The answer to a checkout (documentation only: the view builds the dict itself)."""
+
+    payment = PaymentSerializer()
+
+
 class CounterPaymentSerializer(serializers.Serializer):
     """The answer to a counter payment (documentation only: the view builds the dict itself)."""
 
     payment = PaymentStatusSerializer()
-    order = serializers.DictField(help_text="The order, as GET /orders/{id}/ shows it: now `received`.")
+    order = OrderSerializer(help_text="The order, as GET /orders/{id}/ shows it: now `received`.")
 
 
 class RefundRequestSerializer(StrictMixin, serializers.Serializer):
@@ -127,3 +134,10 @@ class RefundSerializer(serializers.ModelSerializer):
             "created_at",
             "confirmed_at",
         ]
+
+
+class RefundResultSerializer(serializers.Serializer):
+    """The answer to a refund request (documentation only: the view builds the dict itself)."""
+
+    refund = RefundSerializer()
+    payment = PaymentStatusSerializer(help_text="The payment as it stands after this refund.")

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from kiosk.api import IDEMPOTENCY_HEADER, PROBLEM
 from kiosk.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from kiosk.idempotency import idempotent
+from kiosk.openapi import problem
 from kiosk.problems import DomainError, problem_json_response
 from kiosk.roles import CASHIER, KIOSK, KITCHEN, MANAGER, allow, has_role
 from orders import selectors as order_selectors
@@ -25,12 +26,14 @@ from payments import selectors, webhooks
 from payments.gateway import GatewayError, GatewayUnavailable
 from payments.models import Payment, Refund
 from payments.serializers import (
+    CheckoutSerializer,
     CounterPaymentRequestSerializer,
     CounterPaymentSerializer,
     OrderPaymentSerializer,
     PaymentSerializer,
     PaymentStatusSerializer,
     RefundRequestSerializer,
+    RefundResultSerializer,
     RefundSerializer,
 )
 from payments.services.checkout import order_pay_at_counter, payment_checkout
@@ -75,12 +78,13 @@ class CheckoutView(APIView):
         parameters=[IDEMPOTENCY_HEADER],
         request=None,
         responses={
-            201: PaymentSerializer,
-            200: PaymentSerializer,
+            201: CheckoutSerializer,
+            200: CheckoutSerializer,
+            403: problem("store_not_assigned"),
             404: PROBLEM,
-            409: PROBLEM,
-            502: PROBLEM,
-            503: PROBLEM,
+            409: problem("order_not_payable", "payment_under_review", "terminal_not_ready"),
+            502: problem("payment_provider_error"),
+            503: problem("payment_provider_unavailable"),
         },
     )
     @idempotent(required=True, atomic=False)
@@ -100,7 +104,12 @@ class CounterPaymentView(APIView):
     @extend_schema(
         parameters=[IDEMPOTENCY_HEADER],
         request=CounterPaymentRequestSerializer,
-        responses={201: CounterPaymentSerializer, 400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+        responses={
+            201: CounterPaymentSerializer,
+            403: problem("store_not_assigned"),
+            409: problem("order_not_payable", "payment_under_review"),
+            422: problem("counter_amount_mismatch"),
+        },
     )
     @idempotent(required=True)
     def post(self, request, order_id):
@@ -129,7 +138,9 @@ class CounterPaymentView(APIView):
 class OrderPaymentView(APIView):
     permission_classes = [allow(KIOSK, KITCHEN, CASHIER, MANAGER)]
 
-    @extend_schema(responses={200: OrderPaymentSerializer, 404: PROBLEM})
+    @extend_schema(
+        responses={200: OrderPaymentSerializer, 403: problem("store_not_assigned"), 404: problem("no_payment")}
+    )
     def get(self, request, order_id):
         """The payment the kiosk follows (the one that paid the order, else the latest) and the order's
         status, from our database only: cheap enough to poll every second. `under_review` means money came
@@ -189,15 +200,12 @@ class PaymentRefundsView(APIView):
         parameters=[IDEMPOTENCY_HEADER],
         request=RefundRequestSerializer,
         responses={
-            201: RefundSerializer,
-            202: RefundSerializer,
-            400: PROBLEM,
-            403: PROBLEM,
-            404: PROBLEM,
-            409: PROBLEM,
-            422: PROBLEM,
-            502: PROBLEM,
-            503: PROBLEM,
+            201: RefundResultSerializer,
+            202: RefundResultSerializer,
+            400: problem("refund_amount_invalid"),
+            409: problem("refund_not_allowed"),
+            502: problem("payment_provider_error"),
+            503: problem("payment_provider_unavailable"),
         },
     )
     @idempotent(required=True, atomic=False)
