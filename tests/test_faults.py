@@ -384,6 +384,7 @@ def test_a_qr_for_another_amount_is_never_shown_and_is_cancelled_at_mercado_pago
     response = kiosk.post(url, HTTP_IDEMPOTENCY_KEY=new_key())
     assert (response.status_code, response.json()["code"]) == (502, "payment_provider_error")
     assert "6.17" in response.json()["detail"] and "qr_data" not in response.content.decode()
+    assert response.json()["provider_code"] == "answer_mismatch"
     given_up = Payment.objects.get()
     assert (given_up.status, given_up.provider_order_id, given_up.qr_data) == ("cancelled", ORDER_ID, "")
     assert ledger(given_up) == ["created", "qr_failed", "status_changed"]
