@@ -547,6 +547,26 @@ def test_a_refund_read_back_for_more_than_was_paid_is_not_believed(double, paid_
     assert paid_payment.needs_review and paid_payment.review_reason.count("more than the 61.70 left") == 1
 
 
+@pytest.mark.django_db
+def test_a_panel_refund_reported_for_more_than_was_paid_is_booked_at_what_was_left(double, paid_payment, caplog):
+    """A refund made in Mercado Pago's panel, reported for 100.00 of a 61.70 payment: the books take at most
+    the 61.70 left, and a person is asked to look, once however often it is read back."""
+    from payments.services.reconcile import payments_reconcile
+
+    line = refund_answer("100.00", "processed")["transactions"]["refunds"][0]
+    for _ in range(2):
+        double.script[:] = [(200, processed("61.70", refunds=[line]))]
+        Payment.objects.filter(pk=paid_payment.pk).update(updated_at=timezone.now() - datetime.timedelta(hours=7))
+        payments_reconcile()
+    paid_payment.refresh_from_db()
+    refund = Refund.objects.get()
+    assert (refund.requested_by, refund.amount, refund.status) == ("mercadopago", Decimal("61.70"), "succeeded")
+    assert paid_payment.refunded_amount() == Decimal("61.70")
+    assert PaymentEvent.objects.get(payment=paid_payment, type="refund_accepted").amount == Decimal("61.70")
+    assert paid_payment.needs_review and paid_payment.review_reason.count("more than the 61.70 left") == 1
+    assert logged(caplog, rf"payment {paid_payment.pk} flagged for review: Mercado Pago reports refund .* of 100.00")
+
+
 # --- The worker is killed mid-task ----------------------------------------------------------------
 
 

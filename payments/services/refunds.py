@@ -352,9 +352,24 @@ def apply_provider_refunds(order: Order, payment: Payment, state: ProviderState,
                 # While one of our requests has no answer, an unknown refund may be that one: the retry of
                 # the request (same key) will name it. Until then it is not booked twice.
                 continue
+            amount = reported.amount
+            room = refundable_amount(payment)
+            if amount > room:
+                # Mercado Pago cannot have given back more than is left of the payment: our books keep at most
+                # what is left, and a person checks its panel.
+                _flag_once(
+                    payment,
+                    f"Mercado Pago reports refund {reported.id} of {reported.amount}, more than the {room} left of "
+                    f"the payment: booked as {room}, check Mercado Pago's panel.",
+                    key=f"refund-{reported.id}-beyond-paid-{reported.amount}",
+                )
+                if room <= 0:
+                    continue
+                amount = room
+                reported = ProviderRefund(id=reported.id, amount=amount, status=reported.status)
             refund = Refund.objects.create(
                 payment=payment,
-                amount=reported.amount,
+                amount=amount,
                 reason="Refund made at Mercado Pago",
                 requested_by="mercadopago",
                 provider_refund_id=reported.id,
@@ -363,7 +378,7 @@ def apply_provider_refunds(order: Order, payment: Payment, state: ProviderState,
             record_event(
                 payment,
                 Event.REFUND_ACCEPTED,
-                amount=reported.amount,
+                amount=amount,
                 message=f"refund {reported.id} made outside this system (Mercado Pago's panel)",
                 payload=payload,
                 provider_reference=reported.id,
