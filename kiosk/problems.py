@@ -6,6 +6,7 @@ turn them (and DRF's own exceptions) into `application/problem+json` answers.
 
 import json
 import logging
+import sys
 from http import HTTPStatus
 
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
@@ -229,6 +230,12 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+def _route(request) -> str:
+    """The matched route's name, never the path (it may hold ids or a CPF)."""
+    match = getattr(request, "resolver_match", None)
+    return (match.view_name if match else "") or "unrouted"
+
+
 def handler404(request, exception=None):
     if _is_api(request):
         return problem_json_response(status=404, code="not_found", detail=gettext("No such resource."))
@@ -238,6 +245,28 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    # Django calls this while handling the exception: a lost database connection on a page (the back office,
+    # a screen) is a 503 that says to try again, not an error page blaming the code.
+    exc = sys.exc_info()[1]
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.error("database unavailable at %s: %s: %s", _route(request), type(exc).__name__, exc)
+        if _is_api(request):
+            response = problem_json_response(
+                status=503,
+                code="database_unavailable",
+                detail=gettext(
+                    "The database is not answering right now. Retry in a moment with the same Idempotency-Key; "
+                    "nothing is done twice."
+                ),
+            )
+        else:
+            response = HttpResponse(
+                gettext("The system is not answering right now. Wait a moment and reload the page."),
+                status=503,
+                content_type="text/plain; charset=utf-8",
+            )
+        response["Retry-After"] = "5"
+        return response
     if _is_api(request):
         return problem_json_response(
             status=500, code="internal_error", detail=gettext("Unexpected error; it was logged.")

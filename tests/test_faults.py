@@ -770,3 +770,15 @@ def test_database_errors_other_than_lost_connections_are_still_bugs():
 
     assert exception_handler(OperationalError(2006, "MySQL server has gone away"), {}).status_code == 503
     assert exception_handler(DatabaseError("syntax"), {}) is None
+
+
+@pytest.mark.django_db
+def test_the_database_going_away_under_a_back_office_page_is_a_503_to_reload(admin_client, caplog):
+    """A cashier's page whose database connection is lost gets 'wait and reload' (503, Retry-After), in
+    Portuguese, and a log line naming the route, not an error page blaming the code."""
+    admin_client.raise_request_exception = False  # as in production: Django's handler answers
+    with database_goes_away(lambda sql: "orders_order" in sql, times=100):
+        response = admin_client.get("/admin/orders/order/", HTTP_ACCEPT_LANGUAGE="pt-br")
+    assert (response.status_code, response["Retry-After"]) == (503, "5")
+    assert "recarregue a página" in response.content.decode()
+    assert logged(caplog, r"database unavailable at admin:orders_order_changelist: OperationalError", logging.ERROR)
