@@ -59,3 +59,18 @@ def test_docs_events_show_an_example_of_every_event_type():
         shown[name] = json.loads(rest.split("```json\n", 1)[1].split("```", 1)[0])
     assert set(shown) == set(EVENT_TYPES)
     assert all(envelope["type"] == name and envelope["version"] == 1 for name, envelope in shown.items())
+
+
+NAMED_TEST = re.compile(r"(tests/[\w/]+\.py)::(test_\w+)")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_test_a_page_names_as_proof_exists(page):
+    """docs/security.md and the others prove their claims by naming tests: a renamed or deleted test must not
+    leave a claim pointing at nothing."""
+    missing = []
+    for path, name in set(NAMED_TEST.findall(page.read_text())):
+        source = BASE / path
+        if not source.exists() or not re.search(rf"^(async )?def {name}\(", source.read_text(), re.MULTILINE):
+            missing.append(f"{path}::{name}")
+    assert sorted(missing) == []
