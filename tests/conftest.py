@@ -10,6 +10,7 @@ from django.test.client import RequestFactory
 from rest_framework.test import APIClient
 
 from orders.models import Category, Product, StaffMember, Store, Terminal
+from tests.mercadopago_double import double  # noqa: F401  (a fixture: Mercado Pago over real HTTP)
 
 _keys = itertools.count(1)
 # What Django's test clients send unless told otherwise; the suite adds `Accept-Language: en` (below).

@@ -64,13 +64,11 @@ import hmac
 import json
 import logging
 import re
-import threading
 import time
 import types
 import uuid
 from contextlib import contextmanager
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
 
 import pytest
@@ -90,7 +88,6 @@ from kiosk.worker import recover_abandoned, run_pending
 from orders.models import Order, Product
 from payments import tasks
 from payments import webhooks as webhooks_module
-from payments.gateway import breaker
 from payments.models import Payment, PaymentEvent, Refund, WebhookDelivery
 from payments.services import refunds as refund_services
 from payments.simulator import notify
@@ -244,45 +241,7 @@ def test_a_notification_stored_but_not_queued_is_answered_503_and_applied_once(k
     assert ledger(stored).count("status_changed") == 1 and ledger(stored).count("notification_received") == 1
 
 
-# --- Mercado Pago misbehaves: a double of it over real HTTP, reached by the official SDK ----------
-
-
-class MercadoPagoDouble(BaseHTTPRequestHandler):
-    """Answers each request with the next scripted item: (status, body) where body is a dict or list (JSON)
-    or bytes (sent as they are), a callable(request) returning that, or "timeout" (answers too late)."""
-
-    script: list = []
-    requests: list[dict] = []
-
-    def _answer(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode() if length else ""
-        request = {
-            "method": self.command,
-            "path": self.path,
-            "key": self.headers.get("x-idempotency-key"),
-            "body": json.loads(raw) if raw else None,
-        }
-        MercadoPagoDouble.requests.append(request)
-        item = MercadoPagoDouble.script.pop(0) if MercadoPagoDouble.script else (404, {"errors": [{"code": "nf"}]})
-        if item == "timeout":
-            time.sleep(settings.MERCADOPAGO_TIMEOUT * 3)
-            item = (200, {})
-        status, body = item(request) if callable(item) else item
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            pass  # the client gave up (the timeout case)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args):
-        pass
+# --- Mercado Pago misbehaves: a double of it over real HTTP (tests/mercadopago_double.py) ----------
 
 
 FAULTS = {
@@ -294,27 +253,6 @@ FAULTS = {
 }
 ORDER_ID = "ORD01K372G4J4FXZ9HGHZMJMGGPKE"
 PAY_ID = "PAY01K372G4J4FXZ9HGHZMKWSQS20"
-
-
-@pytest.fixture
-def double(settings, monkeypatch):
-    from payments import gateway as gateway_module
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), MercadoPagoDouble)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    MercadoPagoDouble.script, MercadoPagoDouble.requests = [], []
-    settings.MERCADOPAGO_ACCESS_TOKEN = "APP_USR-1234-112233-abc-99"
-    settings.MERCADOPAGO_SIMULATOR = False
-    settings.MERCADOPAGO_API_BASE_URL = f"http://127.0.0.1:{server.server_port}"
-    settings.MERCADOPAGO_MAX_RETRIES = 1
-    settings.MERCADOPAGO_TIMEOUT = 0.3
-    settings.MERCADOPAGO_BREAKER_THRESHOLD = 100
-    monkeypatch.setattr(gateway_module, "_sleep", lambda seconds: None)
-    breaker.reset()
-    yield MercadoPagoDouble
-    server.shutdown()
-    breaker.reset()
 
 
 def created(request, **changes) -> tuple[int, dict]:

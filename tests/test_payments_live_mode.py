@@ -1,14 +1,12 @@
 """Live mode: the official SDK, through our BaseUrlHttpClient, over real HTTP to a Mercado Pago stand-in.
 
-The stand-in here is deliberately tiny and written from Mercado Pago's documentation (not from our
-simulator): it records what we send and answers with documented shapes, so these tests check our
+The stand-in (tests/mercadopago_double.py) is deliberately tiny and written from Mercado Pago's documentation
+(not from our simulator): it records what we send and answers with documented shapes, so these tests check our
 requests (URL, headers, body types) and our reading of the answers on the real network path.
 """
 
 import json
-import threading
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,44 +14,6 @@ from orders.services import ItemRequest, order_place
 from payments.gateway import GatewayRejected, GatewayUnavailable, MercadoPago, breaker, build_sdk
 
 pytestmark = pytest.mark.django_db
-
-
-class Double(BaseHTTPRequestHandler):
-    requests: list[dict] = []
-    script: list[tuple[int, dict]] = []
-
-    def _answer(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
-        Double.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
-        status, payload = Double.script.pop(0) if Double.script else (404, {"errors": [{"code": "not_found"}]})
-        raw = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def double(settings):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Double)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    Double.requests, Double.script = [], []
-    settings.MERCADOPAGO_ACCESS_TOKEN = "APP_USR-1234-112233-abc-99"
-    settings.MERCADOPAGO_SIMULATOR = False
-    settings.MERCADOPAGO_API_BASE_URL = f"http://127.0.0.1:{server.server_port}"
-    settings.MERCADOPAGO_MAX_RETRIES = 1
-    breaker.reset()
-    yield Double
-    server.shutdown()
-    breaker.reset()
 
 
 CREATED = {
@@ -95,7 +55,7 @@ def test_create_qr_order_sends_the_documented_request(double, terminal, menu):
     headers = {k.lower(): v for k, v in sent["headers"].items()}
     assert headers["authorization"] == "Bearer APP_USR-1234-112233-abc-99"
     assert headers["x-idempotency-key"] == "kp-abc"
-    body = json.loads(sent["body"])
+    body = json.loads(sent["raw"])
     assert body["type"] == "qr"
     assert body["config"] == {"qr": {"external_pos_id": "POSA", "mode": "dynamic"}}
     assert body["external_reference"] == "kp-abc"
@@ -110,7 +70,7 @@ def test_create_qr_order_sends_the_documented_request(double, terminal, menu):
         "external_code": str(menu["burger"].pk),
     }
     # No floats anywhere in what we send: every amount is a string.
-    assert "25.9," not in sent["body"] and Decimal(body["items"][1]["unit_price"]) == Decimal("9.90")
+    assert "25.9," not in sent["raw"] and Decimal(body["items"][1]["unit_price"]) == Decimal("9.90")
 
 
 def test_transient_answers_are_retried_then_reported_unavailable(double):
@@ -130,13 +90,13 @@ def test_a_refusal_carries_mercado_pagos_code_and_message(double):
     assert "Partial refunds are not supported" in exc.value.message
     sent = double.requests[0]
     assert sent["path"] == "/v1/orders/ORD1/refund"
-    assert json.loads(sent["body"]) == {"transactions": [{"id": "PAY1", "amount": "10.00"}]}
+    assert json.loads(sent["raw"]) == {"transactions": [{"id": "PAY1", "amount": "10.00"}]}
 
 
 def test_a_full_refund_sends_no_body(double):
     double.script.append((201, {"id": "ORD1", "status": "refunded"}))
     MercadoPago().refund_order("ORD1", idempotency_key="k")
-    assert double.requests[0]["body"] == ""
+    assert double.requests[0]["raw"] == ""
 
 
 def test_unreachable_mercado_pago_is_unavailable(settings):
@@ -193,7 +153,7 @@ def test_a_refund_over_http_is_pending_until_the_order_read_back_says_processed(
     assert (held.status, held.provider_refund_id) == ("pending", refund_line["id"])
     first, second = double.requests[0], double.requests[1]
     assert first["path"] == second["path"] == f"/v1/orders/{CREATED['id']}/refund"
-    assert json.loads(second["body"]) == {"transactions": [{"id": transaction_id, "amount": "10.00"}]}
+    assert json.loads(second["raw"]) == {"transactions": [{"id": transaction_id, "amount": "10.00"}]}
     keys = [{k.lower(): v for k, v in r["headers"].items()}["x-idempotency-key"] for r in (first, second)]
     assert keys == [held.idempotency_key] * 2  # the same refund, the same key, every time
     assert Payment.objects.get(pk=payment.pk).status == "approved"
