@@ -116,8 +116,9 @@ _MONEY_PATTERNS = {
 
 
 class StrictSerializerExtension(OpenApiSerializerExtension):
-    """Request bodies of StrictMixin serializers refuse unknown members (`additionalProperties: false`), and a
-    list that may not be empty says so (`minItems: 1`)."""
+    """Request bodies of StrictMixin serializers refuse unknown members (`additionalProperties: false`), a list
+    that may not be empty says so (`minItems: 1`), and a rule across fields that the serializer's validate()
+    enforces is added from its `openapi_rules` (JSON schema keywords)."""
 
     target_class = "kiosk.api.StrictMixin"
     match_subclasses = True
@@ -131,6 +132,7 @@ class StrictSerializerExtension(OpenApiSerializerExtension):
             listed = isinstance(field, serializers.ListSerializer | serializers.ListField)
             if listed and not field.allow_empty and name in schema.get("properties", {}):
                 schema["properties"][name]["minItems"] = max(1, schema["properties"][name].get("minItems", 0))
+        schema.update(getattr(self.target, "openapi_rules", {}))
         return schema
 
 

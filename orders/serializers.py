@@ -203,6 +203,14 @@ class OrderCreateSerializer(StrictMixin, serializers.Serializer):
         help_text="eat_in or takeaway: required when the terminal's store offers both.",
     )
 
+    # validate()'s rule in the schema (kiosk.openapi.StrictSerializerExtension): "CPF na nota" needs the CPF.
+    openapi_rules = {
+        "anyOf": [
+            {"properties": {"cpf_on_receipt": {"enum": [False]}}},
+            {"required": ["customer_cpf"], "properties": {"customer_cpf": {"type": "string", "minLength": 1}}},
+        ]
+    }
+
     def validate(self, attrs):
         if attrs.get("cpf_on_receipt") and not attrs.get("customer_cpf"):
             raise serializers.ValidationError({"cpf_on_receipt": [gettext("A CPF on the receipt needs customer_cpf.")]})
