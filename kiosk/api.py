@@ -85,12 +85,35 @@ class ProblemJSONRenderer(JSONRenderer):
 
 
 class BoundedLimitOffsetPagination(LimitOffsetPagination):
+    """`limit` (1 up; more than 200 gives 200) and `offset` (0 up; clamped to 10**9): anything else, such as
+    `limit=-1` or `offset=abc`, is a 400 validation_error like any other bad parameter, not silently the default."""
+
     default_limit = 50
     max_limit = 200
     max_offset = 10**9
 
+    def get_limit(self, request):
+        return min(self._count(request, self.limit_query_param, least=1, default=self.default_limit), self.max_limit)
+
     def get_offset(self, request):
-        return min(super().get_offset(request), self.max_offset)
+        return min(self._count(request, self.offset_query_param, least=0, default=0), self.max_offset)
+
+    @staticmethod
+    def _count(request, name: str, *, least: int, default: int) -> int:
+        raw = request.query_params.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return serializers.IntegerField(min_value=least).run_validation(raw)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({name: exc.detail}) from None
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            least = 1 if parameter["name"] == self.limit_query_param else 0
+            parameter["schema"]["minimum"] = least
+        return parameters
 
 
 # --- OpenAPI pieces shared by the views -----------------------------------------------------------

@@ -48,10 +48,22 @@ def test_exotic_charsets_are_415(kiosk, menu, charset):
 
 def test_absurd_pagination_is_clamped(manager, kiosk, menu):
     place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}])
-    for query in ("limit=99999999999999999999", "offset=99999999999999999999", "limit=-1", "offset=abc"):
+    for query in ("limit=99999999999999999999", "offset=99999999999999999999"):
         response = manager.get(f"/api/v1/orders/?{query}")
         assert response.status_code == 200, query
     assert len(manager.get("/api/v1/orders/?limit=1000000").json()["results"]) == 1
+
+
+def test_pagination_that_is_no_count_is_refused(manager, kiosk, menu):
+    """Found by schemathesis: `limit=-1` or `offset=abc` were silently the defaults; now a 400 like any other bad
+    parameter (the schema says limit >= 1, offset >= 0)."""
+    place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}])
+    for query in ("limit=-1", "limit=0", "limit=2.5", "offset=abc", "offset=-3", "limit=1e3"):
+        response = manager.get(f"/api/v1/orders/?{query}")
+        assert (response.status_code, response["Content-Type"]) == (400, PROBLEM), query
+        assert response.json()["code"] == "validation_error"
+        assert list(response.json()["errors"]) == [query.split("=")[0]], query
+    assert manager.get("/api/v1/orders/?limit=1&offset=0").json()["count"] == 1
 
 
 def test_an_order_too_large_for_the_books_is_refused(kiosk, manager, menu):
