@@ -4,8 +4,8 @@
 A view names the problems only it can answer: `responses={409: problem("out_of_stock", ...)}`. The rest is
 worked out here once, from what the operation is (`postprocess`, a drf-spectacular postprocessing hook): a 401
 for an operation that needs a login, a 404 for one on an object, 400/413/415 for one with a body, the
-Idempotency-Key's 400/409/422, 429 for a throttled view, 503 busy_retry for a write... tests/test_schema.py
-checks the result, tests/test_schemathesis.py checks it against the running API."""
+Idempotency-Key's 400/409/422, 429 for a throttled view, 503 busy_retry for a write and database_unavailable
+for any... tests/test_schema.py checks the result, tests/test_schemathesis.py checks it against the running API."""
 
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse
@@ -130,8 +130,12 @@ class StrictSerializerExtension(OpenApiSerializerExtension):
         schema["additionalProperties"] = False
         for name, field in self.target.fields.items():
             listed = isinstance(field, serializers.ListSerializer | serializers.ListField)
-            if listed and not field.allow_empty and name in schema.get("properties", {}):
+            if not listed or name not in schema.get("properties", {}):
+                continue
+            if not field.allow_empty:
                 schema["properties"][name]["minItems"] = max(1, schema["properties"][name].get("minItems", 0))
+            if field.max_length is not None:  # drf-spectacular leaves it out for a nested many=True serializer
+                schema["properties"][name]["maxItems"] = field.max_length
         schema.update(getattr(self.target, "openapi_rules", {}))
         return schema
 
@@ -215,6 +219,7 @@ def _generic_problems(*, path: str, method: str, operation: dict, view) -> dict[
     if view is not None and getattr(view, "throttle_classes", None):
         add(429, "throttled")
     add(406, "not_acceptable")
+    add(503, "database_unavailable")  # the database went away mid-request: any operation, reads too
     for status, names in _DECLARED.get(operation.get("operationId"), {}).items():
         add(status, *names)
     return codes
