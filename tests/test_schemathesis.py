@@ -34,7 +34,7 @@ from tests.conftest import FIGURES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "6"))
 # Who calls: the demo logins (orders/management/commands/seed_demo.py), one per role, and nobody.
 IDENTITIES = {
     "anonymous": None,
