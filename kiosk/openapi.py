@@ -7,6 +7,8 @@ for an operation that needs a login, a 404 for one on an object, 400/413/415 for
 Idempotency-Key's 400/409/422, 429 for a throttled view, 503 busy_retry for a write and database_unavailable
 for any... tests/test_schema.py checks the result, tests/test_schemathesis.py checks it against the running API."""
 
+import copy
+
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -136,7 +138,9 @@ class StrictSerializerExtension(OpenApiSerializerExtension):
                 schema["properties"][name]["minItems"] = max(1, schema["properties"][name].get("minItems", 0))
             if field.max_length is not None:  # drf-spectacular leaves it out for a nested many=True serializer
                 schema["properties"][name]["maxItems"] = field.max_length
-        schema.update(getattr(self.target, "openapi_rules", {}))
+        # A copy: drf-spectacular's enum hook rewrites the schema in place, and the next generation would find
+        # the class's rules already rewritten (a $ref to a component it no longer makes).
+        schema.update(copy.deepcopy(getattr(self.target, "openapi_rules", {})))
         return schema
 
 
