@@ -5,9 +5,10 @@ refused with a 4xx.
 
 Bounded: a few examples per operation, role and mode (EXAMPLES), no shrinking, the same examples every run
 (derandomized), so that it takes seconds and a failure shows up again. SCHEMATHESIS_EXAMPLES=100 runs longer.
-Operations that change state (pay, refund, cancel, the kitchen's steps) run too, on the Mercado Pago simulator,
-half the time on ids that exist (orders in every status, paid payments), half on generated ones.
-The figures (operations, examples, failures by kind) are printed at the end of `make test`."""
+Operations that change state (pay, refund, cancel, the kitchen's steps) run too, on the Mercado Pago simulator:
+examples name objects that exist (orders in every status, paid payments) as well as generated ids, and some valid
+ones carry a body that does something. The figures (operations, examples by identity, answers, state changes,
+failures by kind) are printed at the end of `make test`."""
 
 import os
 import socket
@@ -121,8 +122,8 @@ CHECKS = [
 
 @pytest.fixture
 def public_dns(monkeypatch):
-    """Every host name resolves to a public address (a documentation one): offline, a generated webhook URL's
-    host would otherwise never resolve, and its endpoint would never be created."""
+    """Every host name resolves to a public address (example.com's): offline, a generated webhook URL's host
+    would otherwise never resolve, and its endpoint would never be created. Address literals resolve as such."""
 
     class PublicDNS:
         def __getattr__(self, name):
