@@ -144,6 +144,27 @@ class StrictSerializerExtension(OpenApiSerializerExtension):
         return schema
 
 
+# Text that is only whitespace is blank once trimmed (Python's whitespace, which covers more than \s elsewhere).
+NOT_BLANK = r"[^\s\x1c-\x1f\x85" + "\u2028\u2029]"  # the last two as characters: not every engine reads \u
+
+
+class CharFieldExtension(OpenApiSerializerFieldExtension):
+    """A text field of a request that trims whitespace and may not be blank says so: at least one character
+    that is not whitespace (" " alone is refused like ""). Specific fields' own extensions come first."""
+
+    target_class = "rest_framework.fields.CharField"
+    match_subclasses = True
+    priority = -1
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        field = self.target
+        plain = isinstance(schema, dict) and schema.get("type") == "string" and not {"pattern", "format"} & set(schema)
+        if direction == "request" and plain and field.trim_whitespace and not field.allow_blank:
+            schema["pattern"] = NOT_BLANK
+        return schema
+
+
 class MoneyFieldExtension(OpenApiSerializerFieldExtension):
     """kiosk.api.MoneyField: the decimal strings it takes, from its minimum ("0.00" or "0.01")."""
 

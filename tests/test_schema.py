@@ -197,6 +197,19 @@ def test_request_bodies_say_what_is_refused(openapi):
     assert cpf["format"] == "cpf" and re.fullmatch(cpf["pattern"], "123.456.789-09")
     events = schemas["WebhookEndpointWriteRequest"]["properties"]["events"]["anyOf"]
     assert ["*"] in [branch["items"]["enum"] for branch in events]
+    assert all(branch["maxItems"] == 100 for branch in events)  # ["*", "*"] is taken: repeats are dropped
+    # Text trimmed and not blank: " " is refused like "" (found by schemathesis: a login, a product's name).
+    for name in (
+        schemas["TokenObtainPairRequest"]["properties"]["username"],
+        schemas["ProductWriteRequest"]["properties"]["name"],
+    ):
+        assert [bool(re.search(name["pattern"], v)) for v in ("X-Burger", " ", "\f", "\x85")] == [
+            True,
+            False,
+            False,
+            False,
+        ]
+    assert "pattern" not in schemas["ProductWriteRequest"]["properties"]["description"]  # may be blank
 
 
 # --- Real answers against the schema (schemathesis' validator) -------------------------------------

@@ -39,7 +39,7 @@ class SubscriberURLField(StrictCharField):
     {
         "anyOf": [
             {"type": "array", "items": {"enum": list(EVENT_TYPES)}, "minItems": 1, "maxItems": 100},
-            {"type": "array", "items": {"enum": ["*"]}, "minItems": 1, "maxItems": 1},
+            {"type": "array", "items": {"enum": ["*"]}, "minItems": 1, "maxItems": 100},  # repeats are dropped
         ]
     }
 )
