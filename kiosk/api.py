@@ -220,27 +220,32 @@ def conditional_response(request, data, *, last_modified: datetime | None = None
     return Response(data, headers=headers)
 
 
-# How long a rendered answer stays in the cache at most: its key changes as soon as what it shows changes, so
+# How long a rendered answer stays in the cache at most: it is replaced as soon as what it shows changes, so
 # this only bounds the memory of answers nobody asks for any more.
 RENDERED_TTL = 300
 
 
-def cached_json_response(request, *, key: str, build) -> HttpResponseBase:
-    """A read that many screens poll, rendered once per state of the data: `key` names that state (a stamp
-    the database gives in one cheap query, so every process and pod agrees when it moved), `build()` returns
-    `(data, last_modified)` when no rendering of this state is cached yet. Answers the rendered JSON with an
-    ETag (a hash of the body), or 304 for If-None-Match, without re-serializing anything.
+def cached_json_response(request, *, key: str, stamp: str, build) -> HttpResponseBase:
+    """A read that many screens poll, rendered once per state of the data: `key` names what is shown (the view
+    and the caller's scope of it), `stamp` the state of the data (given by the database in one cheap query, so
+    every process and pod agrees when it moved), `build()` returns `(data, last_modified)` when the rendering
+    cached under `key` is of another stamp, or missing. Answers the rendered JSON with an ETag (a hash of the
+    body), or 304 for If-None-Match, without re-serializing anything.
 
-    The cache is Django's (per process by default, Redis with CACHE_URL): a stale entry can only be served
-    under a key whose state still holds, so the answer is never older than the stamp."""
+    The cache is Django's (per process by default, Redis with CACHE_URL). One entry per `key`, holding its stamp:
+    a new state replaces the old rendering instead of adding one beside it (under a key per state, a kitchen
+    queue moving every second filled the cache with renderings nobody would ask for again, ~90 KB each, until
+    the cache's entry limit culled them, throttle counters with them). An entry is only served while its stamp
+    is the current one, so the answer is never older than the stamp."""
+    stamp = str(stamp)
     entry = cache.get(key)
-    if entry is None:
+    if entry is None or entry[0] != stamp:
         data, last_modified = build()
         body = JSONRenderer().render(data)
         etag = f'"{hashlib.sha256(body).hexdigest()[:40]}"'
-        entry = (body, etag, http_date(last_modified.timestamp()) if last_modified else None)
+        entry = (stamp, body, etag, http_date(last_modified.timestamp()) if last_modified else None)
         cache.set(key, entry, RENDERED_TTL)
-    body, etag, last_modified = entry
+    _, body, etag, last_modified = entry
     response = HttpResponseNotModified() if _not_modified(request, etag) else HttpResponse(body)
     if response.status_code == 200:
         response["Content-Type"] = "application/json"

@@ -83,8 +83,8 @@ class ProductListView(APIView):
             products = list(selectors.products_for(user=request.user, category_slug=category))
             return ProductSerializer(products, many=True).data, selectors.menu_last_modified(products)
 
-        key = cache_key("menu", selectors.menu_stamp(), audience, category or "")
-        return cached_json_response(request, key=key, build=build)
+        key = cache_key("menu", audience, category or "")
+        return cached_json_response(request, key=key, stamp=selectors.menu_stamp(), build=build)
 
     @extend_schema(
         parameters=[OPTIONAL_IDEMPOTENCY_HEADER],
@@ -382,7 +382,7 @@ class KitchenQueueView(APIView):
             queue = selectors.kitchen_queue(user=request.user, store=store, limit=limit)
             return KitchenOrderSerializer(queue, many=True).data, None
 
-        response = cached_json_response(request, key=cache_key("kitchen", scope, limit, stamp), build=build)
+        response = cached_json_response(request, key=cache_key("kitchen", scope, limit), stamp=stamp, build=build)
         response["X-Total-Count"] = str(total)
         return response
 
