@@ -210,6 +210,7 @@ def demo(live_server, migration_data, mercadopago, settings, public_dns):
         # counter, refund a payment or move an order in the kitchen, so a third of the valid examples use these.
         "bodies": {
             "POST /api/v1/orders/": [{"items": [{"product_id": burger, "quantity": 1}], "dining": "takeaway"}],
+            "POST /api/v1/products/": [{"category": "lanche", "name": "X-Tudo", "price": "33.90", "stock": 5}],
             "POST /api/v1/orders/{order_id}/counter-payment/": [{"method": "cash", "amount": "25.90"}],
             "POST /api/v1/payments/{payment_id}/refunds/": [
                 {"amount": "1.00", "reason": "cold fries"},
