@@ -1,6 +1,7 @@
 """Shared fixtures: the roles, a kiosk terminal, a small menu and authenticated API clients."""
 
 import itertools
+import re
 from decimal import Decimal
 
 import pytest
@@ -466,11 +467,32 @@ def pytest_terminal_summary(terminalreporter):
         for report in terminalreporter.getreports(outcome):
             if report.when == "call":
                 lines += [str(value) for name, value in report.user_properties if name == FIGURES]
+    lines += hypothesis_figures(terminalreporter)
     if lines:
         terminalreporter.write_sep("=", "figures")
         for text in lines:
             for line in text.splitlines():
                 terminalreporter.write_line(line)
+
+
+def hypothesis_figures(terminalreporter) -> list[str]:
+    """One line per property test: the test cases hypothesis ran (its plugin keeps them on the teardown's
+    report, from xdist's workers too; `--hypothesis-show-statistics` would print them at length)."""
+    lines = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            stats = getattr(report, "__dict__", {}).get("_hypothesis_stats")
+            if not stats:
+                continue
+            counts = re.findall(r"(\d+) passing, (\d+) failing, and (\d+) invalid", stats)
+            seconds = sum(float(s) for s in re.findall(r"phase \(([\d.]+) seconds\)", stats))
+            passing, failing, invalid = (sum(int(c[i]) for c in counts) for i in range(3))
+            name = report.nodeid.split("::", 1)[-1]
+            lines.append(
+                f"hypothesis: {name}: {passing} passing, {failing} failing, {invalid} invalid test cases "
+                f"in {seconds:.1f} s"
+            )
+    return sorted(lines)
 
 
 # --- Outgoing webhooks ----------------------------------------------------------------------------
