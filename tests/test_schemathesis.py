@@ -162,16 +162,20 @@ def demo(live_server, migration_data, mercadopago, settings, public_dns):
     from orders.models import Option, Product
 
     burger = Product.objects.get(name="X-Burger").pk
-    orders, payments = [], []
-    for n in range(6):
+
+    def place(key: str) -> str:
         placed = requests.post(
             f"{api}/orders/",
             json={"items": [{"product_id": burger, "quantity": 1}], "dining": "takeaway"},
-            headers={**kiosk, "Idempotency-Key": f"demo-order-{n}"},
+            headers={**kiosk, "Idempotency-Key": key},
             timeout=10,
         )
         assert placed.status_code == 201, placed.text
-        orders.append(placed.json()["id"])
+        return placed.json()["id"]
+
+    orders, payments = [], []
+    for n in range(6):
+        orders.append(place(f"demo-order-{n}"))
         if n >= 2:  # two stay unpaid without a QR; the others get one, and three of those are paid
             checkout = requests.post(
                 f"{api}/orders/{orders[-1]}/checkout/", headers={**kiosk, "Idempotency-Key": f"demo-qr-{n}"}, timeout=10
@@ -182,16 +186,8 @@ def demo(live_server, migration_data, mercadopago, settings, public_dns):
                 mercadopago.pay(payment["provider_order_id"])
                 payments.append(payment["id"])
     mercadopago.deliver()
-    at_the_counter = []  # unpaid orders only the counter-payment examples see (the others cancel theirs first)
-    for n in range(3):
-        placed = requests.post(
-            f"{api}/orders/",
-            json={"items": [{"product_id": burger, "quantity": 1}], "dining": "takeaway"},
-            headers={**kiosk, "Idempotency-Key": f"demo-counter-{n}"},
-            timeout=10,
-        )
-        assert placed.status_code == 201, placed.text
-        at_the_counter.append(placed.json()["id"])
+    # Unpaid orders only the counter-payment examples see (the others cancel theirs first).
+    at_the_counter = [place(f"demo-counter-{n}") for n in range(3)]
     from kiosk.events.models import WebhookEndpoint
 
     hooks = [WebhookEndpoint.objects.create(url=f"https://hooks.example.com/{n}", events=["*"]).pk for n in range(2)]
