@@ -201,6 +201,9 @@ class Worker(DBWorker):
                 self._scheduler.shutdown(wait=False)
             heartbeat.join(timeout=5)
             try:
+                # A SIGTERM exits wherever the worker was, a claim's transaction included: a new connection
+                # leaves that transaction behind (rolled back) instead of failing inside it.
+                connection.close()
                 WorkerHeartbeat.objects.filter(worker_id=self.worker_id).delete()
             except Exception:
                 logger.exception("could not remove this worker's heartbeat")

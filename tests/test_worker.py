@@ -237,6 +237,31 @@ def test_a_sigterm_while_a_failed_task_is_being_rescheduled_waits_for_it(monkeyp
     assert task_row(result).status == TaskResultStatus.READY  # the retry was written
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stopped_in_the_middle_of_a_transaction_still_removes_its_heartbeat(monkeypatch, caplog):
+    """SIGTERM exits the worker wherever it is, a claim's transaction included: its heartbeat row still goes,
+    so `worker_status` and /readyz do not count a stopped worker as alive until the row goes stale."""
+    from django.db import connection
+    from django_tasks_db.management.commands.db_worker import Worker as LibraryWorker
+
+    import kiosk.worker as worker_module
+
+    def stopped_mid_transaction(self):
+        connection.ensure_connection()
+        connection.connection.cursor().execute("BEGIN")  # opened under Django's feet, never closed
+        raise SystemExit(0)
+
+    monkeypatch.setattr(LibraryWorker, "run", stopped_mid_transaction)
+    worker = worker_module.Worker(
+        queue_names=["*"], interval=0, batch=True, backend_name="default", startup_delay=False, max_tasks=None,
+        worker_id="w-stopped", excluded_queue_names=[], schedule=False,
+    )  # fmt: skip
+    with pytest.raises(SystemExit):
+        worker.run()
+    assert not WorkerHeartbeat.objects.filter(worker_id="w-stopped").exists()
+    assert "could not remove this worker's heartbeat" not in caplog.text
+
+
 @pytest.mark.django_db
 def test_worker_status_local_counts_only_this_machines_workers():
     import socket
