@@ -230,12 +230,6 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
-def _route(request) -> str:
-    """The matched route's name, never the path (it may hold ids or a CPF)."""
-    match = getattr(request, "resolver_match", None)
-    return (match.view_name if match else "") or "unrouted"
-
-
 def handler404(request, exception=None):
     if _is_api(request):
         return problem_json_response(status=404, code="not_found", detail=gettext("No such resource."))
@@ -249,7 +243,8 @@ def handler500(request):
     # a screen) is a 503 that says to try again, not an error page blaming the code.
     exc = sys.exc_info()[1]
     if isinstance(exc, (OperationalError, InterfaceError)):
-        logger.error("database unavailable at %s: %s: %s", _route(request), type(exc).__name__, exc)
+        route = request.META.get("kiosk.route") or "unrouted"  # as RequestIdMiddleware named it; never the path
+        logger.error("database unavailable at %s: %s: %s", route, type(exc).__name__, exc)
         if _is_api(request):
             response = problem_json_response(
                 status=503,
