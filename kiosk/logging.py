@@ -9,18 +9,27 @@ from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 from kiosk.middleware import current_request_id, current_route
 
-_CPF = re.compile(r"(?<!\d)(\d{3})\.?(\d{3})\.?(\d{3})-?(\d{2})(?!\d)")
+# A UUID or a 32-digit hex id (task, order, request and idempotency ids) is kept whole: eleven digits in a row
+# inside one are not a CPF, and masking them made the id unreadable (and unsearchable) in the log.
+_CPF = re.compile(
+    r"(?P<id>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b|\b[0-9a-fA-F]{32}\b)"
+    r"|(?<!\d)\d{3}\.?(?P<b>\d{3})\.?(?P<c>\d{3})-?\d{2}(?!\d)"
+)
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 _MP_TOKEN = re.compile(r"\b(APP_USR|TEST)-[0-9][0-9A-Za-z-]{15,}")
 
 
+def _mask_cpf(match: re.Match) -> str:
+    return match["id"] or f"***.{match['b']}.{match['c']}-**"
+
+
 def mask_pii(text: str) -> str:
     text = _JWT.sub("eyJ***", text)
     text = _BEARER.sub(r"\1***", text)
     text = _MP_TOKEN.sub(r"\1-***", text)
-    text = _CPF.sub(r"***.\2.\3-**", text)
+    text = _CPF.sub(_mask_cpf, text)
     return _EMAIL.sub(r"\1***@\2", text)
 
 

@@ -70,6 +70,17 @@ def test_cpf_and_email_never_reach_the_logs(caplog):
     assert record.getMessage() == "identify ***.982.247-**"
 
 
+def test_ids_with_eleven_digits_in_a_row_stay_whole_in_the_logs():
+    """A task or order id whose last part holds eleven digits is not a CPF: masking it garbled the id that an
+    operator greps for (seen in CI: 'task d2a5c3a7-...-ab6b-***.279.088-**b')."""
+    task_id, request_id = "d2a5c3a7-994f-4fd0-ab6b-89127908868b", "52998224725ab6b4fd0a634c02efc824"
+    line = f"task {task_id} abandoned; request {request_id}; customer 52998224725 ({task_id})"
+    assert mask_pii(line) == f"task {task_id} abandoned; request {request_id}; customer ***.982.247-** ({task_id})"
+    assert mask_pii("cpf=52998224725&id=8f14e45f-ceea-467f-a0e6-52998224725a") == (
+        "cpf=***.982.247-**&id=8f14e45f-ceea-467f-a0e6-52998224725a"
+    )
+
+
 def test_health_endpoints(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ok", "workers_alive": 0}
