@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kiosk.api import MoneyField, StrictBooleanField, StrictCharField, StrictIntegerField, StrictMixin
-from kiosk.roles import ROLES
+from kiosk.roles import ROLES, is_staff_role
 from orders.cpf import mask_cpf, mask_email, normalize_cpf
 from orders.models import (
     MAX_NOTE_LENGTH,
@@ -149,15 +149,28 @@ class CustomerIdentifySerializer(StrictMixin, serializers.Serializer):
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
 
 
-class CustomerSerializer(serializers.ModelSerializer):
-    """A customer as the API shows one: CPF and e-mail masked, enough for 'is this you?'."""
+def shown_to(user) -> dict:
+    """The serializer context for an answer to `user`: staff see a customer's name in full."""
+    return {"full_name": is_staff_role(user)}
 
+
+class CustomerSerializer(serializers.ModelSerializer):
+    """A customer as the API shows one: CPF and e-mail masked, enough for 'is this you?'. The name in full
+    only for staff (context from `shown_to`); a kiosk gets the first name: a CPF typed at a kiosk must not
+    tell whoever typed it whose it is."""
+
+    name = serializers.SerializerMethodField()
     cpf = serializers.SerializerMethodField()
     email = serializers.SerializerMethodField()
 
     class Meta:
         model = Customer
         fields = ["id", "name", "cpf", "email"]
+
+    def get_name(self, customer) -> str:
+        if self.context.get("full_name"):
+            return customer.name
+        return customer.name.split(maxsplit=1)[0] if customer.name.strip() else ""
 
     def get_cpf(self, customer) -> str:
         return mask_cpf(customer.cpf)

@@ -44,6 +44,7 @@ from orders.serializers import (
     PickupBoardSerializer,
     ProductSerializer,
     ProductWriteSerializer,
+    shown_to,
 )
 from payments.services.checkout import order_cancel_unpaid
 
@@ -173,7 +174,7 @@ class CustomerView(APIView):
         except ValidationError as exc:
             raise Invalid(gettext("Enter a valid CPF."), errors={"cpf": exc.detail}) from None
         customer = get_object_or_404(Customer, cpf=cpf)
-        return Response(CustomerSerializer(customer).data)
+        return Response(CustomerSerializer(customer, context=shown_to(request.user)).data)
 
     @extend_schema(
         parameters=[OPTIONAL_IDEMPOTENCY_HEADER],
@@ -186,7 +187,9 @@ class CustomerView(APIView):
         serializer = CustomerIdentifySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         customer, created = services.customer_identify(**serializer.validated_data)
-        return Response(CustomerSerializer(customer).data, status=201 if created else 200)
+        return Response(
+            CustomerSerializer(customer, context=shown_to(request.user)).data, status=201 if created else 200
+        )
 
 
 # --- Orders ---------------------------------------------------------------------------------------
@@ -279,7 +282,7 @@ class OrderListView(APIView):
             orders = orders.filter(business_date=business_date)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(orders, request, view=self)
-        return paginator.get_paginated_response(OrderSerializer(page, many=True).data)
+        return paginator.get_paginated_response(OrderSerializer(page, many=True, context=shown_to(request.user)).data)
 
     @extend_schema(
         parameters=[IDEMPOTENCY_HEADER],
@@ -307,7 +310,7 @@ class OrderListView(APIView):
             dining=data.get("dining", ""),
         )
         return Response(
-            OrderSerializer(order).data,  # as placed, from memory
+            OrderSerializer(order, context=shown_to(request.user)).data,  # as placed, from memory
             status=status.HTTP_201_CREATED,
             headers={"Location": f"/api/v1/orders/{order.pk}/"},
         )
@@ -318,7 +321,11 @@ class OrderDetailView(APIView):
 
     @extend_schema(responses={200: OrderSerializer, 403: problem("store_not_assigned"), 404: PROBLEM})
     def get(self, request, order_id):
-        return Response(OrderSerializer(selectors.order_for_user(user=request.user, order_id=order_id)).data)
+        return Response(
+            OrderSerializer(
+                selectors.order_for_user(user=request.user, order_id=order_id), context=shown_to(request.user)
+            ).data
+        )
 
 
 class OrderCancelView(APIView):
@@ -339,7 +346,7 @@ class OrderCancelView(APIView):
         selectors.order_for_user(user=request.user, order_id=order_id)
         reason = Order.CancelReason.STAFF if is_staff_role(request.user) else Order.CancelReason.CUSTOMER
         order_cancel_unpaid(order_id=order_id, reason=reason, actor=request.user.get_username())
-        return Response(OrderSerializer(selectors.order_detail(order_id)).data)
+        return Response(OrderSerializer(selectors.order_detail(order_id), context=shown_to(request.user)).data)
 
 
 # --- Kitchen --------------------------------------------------------------------------------------
@@ -411,7 +418,7 @@ class KitchenStatusView(APIView):
         serializer = KitchenStatusSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.order_advance(order_id=order_id, status=serializer.validated_data["status"])
-        return Response(OrderSerializer(selectors.order_detail(order_id)).data)
+        return Response(OrderSerializer(selectors.order_detail(order_id), context=shown_to(request.user)).data)
 
 
 class PickupBoardView(APIView):

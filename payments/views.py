@@ -21,7 +21,7 @@ from kiosk.openapi import problem
 from kiosk.problems import DomainError, problem_json_response
 from kiosk.roles import CASHIER, KIOSK, KITCHEN, MANAGER, allow, has_role
 from orders import selectors as order_selectors
-from orders.serializers import OrderSerializer
+from orders.serializers import OrderSerializer, shown_to
 from payments import selectors, webhooks
 from payments.gateway import GatewayError, GatewayUnavailable
 from payments.models import Payment, Refund
@@ -129,7 +129,7 @@ class CounterPaymentView(APIView):
         return Response(
             {
                 "payment": PaymentStatusSerializer(payment).data,
-                "order": OrderSerializer(order_selectors.order_detail(order_id)).data,
+                "order": OrderSerializer(order_selectors.order_detail(order_id), context=shown_to(request.user)).data,
             },
             status=201,
         )

@@ -3,7 +3,7 @@
 import pytest
 
 from orders.models import Customer, Product
-from tests.conftest import client_for
+from tests.conftest import client_for, place
 
 pytestmark = pytest.mark.django_db
 
@@ -107,6 +107,20 @@ def test_lookup_by_cpf(kiosk):
     for bad in ("", "123", "390.533.447-00", "abcdefghijk"):
         response = kiosk.get(f"/api/v1/customers/?cpf={bad}")
         assert (response.status_code, response.json()["code"]) == (400, "validation_error"), bad
+
+
+def test_a_kiosk_learns_only_the_first_name_of_a_cpf_staff_the_full_name(kiosk, manager, menu):
+    """Whoever types a CPF at a kiosk gets "Olá, Maria!", not whose CPF it is; staff see the full name."""
+    kiosk.post("/api/v1/customers/", {"cpf": "52998224725", "name": "Maria da Silva Souza"}, format="json")
+    assert kiosk.get("/api/v1/customers/?cpf=52998224725").json()["name"] == "Maria"
+    assert kiosk.post("/api/v1/customers/", {"cpf": "52998224725"}, format="json").json()["name"] == "Maria"
+    assert manager.get("/api/v1/customers/?cpf=52998224725").json()["name"] == "Maria da Silva Souza"
+
+    placed = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}], customer_cpf="52998224725").json()
+    assert placed["customer"]["name"] == "Maria"
+    assert kiosk.get(f"/api/v1/orders/{placed['id']}/").json()["customer"]["name"] == "Maria"
+    assert kiosk.get("/api/v1/orders/").json()["results"][0]["customer"]["name"] == "Maria"
+    assert manager.get(f"/api/v1/orders/{placed['id']}/").json()["customer"]["name"] == "Maria da Silva Souza"
 
 
 @pytest.mark.parametrize(
