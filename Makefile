@@ -124,7 +124,7 @@ clean:
 
 # Debian's chromium for the browser tests (tests/browser), installed when we may; else they skip and say why.
 browser-deps:
-	@bash scripts/ensure-browser.sh
+	@bash scripts/ensure-system-deps.sh --browser
 
 # The README's pictures of the four screens: the browser test of a restaurant's day (tests/browser) saves them
 # at half scale; they are copied to docs/screens/. Needs Debian's chromium (apt-get install chromium).
