@@ -11,6 +11,7 @@ from kiosk.jobs import job
 from kiosk.problems import DomainError
 from payments import webhooks
 from payments.services import apply, checkout, reconcile, refunds
+from payments.services.ledger import note
 
 logger = logging.getLogger("payments.tasks")
 
@@ -30,7 +31,7 @@ def refund_automatically(payment_id: int) -> str:
         refund = refunds.refund_request(
             payment_id=payment_id,
             amount=None,
-            reason="Automatic: money for an order that was cancelled or already paid",
+            reason=note(refunds.AUTOMATIC_REASON),
             actor="system",
             request_key=refunds.request_key_for(caller="system", key=f"automatic-refund-{payment_id}"),
         )

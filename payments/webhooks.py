@@ -29,11 +29,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from kiosk.jobs import enqueue
 from payments.gateway import GatewayError, GatewayRejected, gateway
 from payments.models import Payment, WebhookDelivery
 from payments.services.apply import payment_apply_provider_order, payment_note_notification, payment_record_chargeback
+from payments.services.ledger import Note, note
 
 logger = logging.getLogger("payments.webhooks")
 Delivery = WebhookDelivery.Status
@@ -320,6 +322,11 @@ def delivery_process(delivery: WebhookDelivery, *, retries: int = 0) -> WebhookD
     return delivery
 
 
+def _notification(delivery: WebhookDelivery) -> Note:
+    """Where what a notification caused came from, as the ledger says it ("via notificação 12")."""
+    return note(gettext_noop("notification %(delivery)s"), delivery=delivery.pk)
+
+
 def _fetch_and_apply(delivery: WebhookDelivery, *, retries: int) -> Payment | None:
     mp = gateway()
     topic, resource_id = delivery.topic, delivery.resource_id
@@ -327,17 +334,17 @@ def _fetch_and_apply(delivery: WebhookDelivery, *, retries: int) -> Payment | No
         return None
     if topic == "order":
         mp_order = mp.get_order(resource_id, retries=retries)
-        return payment_apply_provider_order(mp_order=mp_order, source=f"notification {delivery.pk}")
+        return payment_apply_provider_order(mp_order=mp_order, source=_notification(delivery))
     if topic == "payment":
         # A Payments API notification: a chargeback shows there; the rest is read from the payment's order.
         mp_payment = mp.get_payment(resource_id, retries=retries)
-        ours = payment_record_chargeback(mp_payment=mp_payment, source=f"notification {delivery.pk}")
+        ours = payment_record_chargeback(mp_payment=mp_payment, source=_notification(delivery))
         order_ref = (mp_payment.get("order") or {}).get("id") if isinstance(mp_payment.get("order"), dict) else None
         provider_order_id = ours.provider_order_id if ours and ours.provider_order_id else order_ref
         if not provider_order_id or not str(provider_order_id).upper().startswith("ORD"):
             return ours
         mp_order = mp.get_order(str(provider_order_id), retries=retries)
-        return payment_apply_provider_order(mp_order=mp_order, source=f"notification {delivery.pk}") or ours
+        return payment_apply_provider_order(mp_order=mp_order, source=_notification(delivery)) or ours
     return None  # other topics carry nothing we act on
 
 

@@ -444,7 +444,7 @@ def test_a_refund_read_back_for_another_amount_is_recorded_as_made_and_flagged(d
     )
     assert (refund.status, refund.amount) == ("pending", Decimal("12.00"))
     paid_payment.refresh_from_db()
-    assert paid_payment.needs_review and "asked for 10.00; Mercado Pago refunded 12.00" in paid_payment.review_reason
+    assert paid_payment.needs_review and "pediu 10.00; o Mercado Pago estornou 12.00" in paid_payment.review_reason
     assert ledger(paid_payment) == ["refund_requested", "refund_accepted", "review_flagged"]
     accepted = PaymentEvent.objects.get(payment=paid_payment, type="refund_accepted")
     assert accepted.amount == Decimal("12.00")
@@ -482,7 +482,7 @@ def test_a_refund_read_back_for_more_than_was_paid_is_not_believed(double, paid_
     paid_payment.refresh_from_db()
     assert Refund.objects.get().status == "succeeded" and Refund.objects.get().amount == Decimal("10.00")
     assert (paid_payment.status, paid_payment.refunded_amount()) == ("partially_refunded", Decimal("10.00"))
-    assert paid_payment.needs_review and paid_payment.review_reason.count("more than the 61.70 left") == 1
+    assert paid_payment.needs_review and paid_payment.review_reason.count("mais que os 61.70 que restam") == 1
 
 
 @pytest.mark.django_db
@@ -501,7 +501,7 @@ def test_a_panel_refund_reported_for_more_than_was_paid_is_booked_at_what_was_le
     assert (refund.requested_by, refund.amount, refund.status) == ("mercadopago", Decimal("61.70"), "succeeded")
     assert paid_payment.refunded_amount() == Decimal("61.70")
     assert PaymentEvent.objects.get(payment=paid_payment, type="refund_accepted").amount == Decimal("61.70")
-    assert paid_payment.needs_review and paid_payment.review_reason.count("more than the 61.70 left") == 1
+    assert paid_payment.needs_review and paid_payment.review_reason.count("mais que os 61.70 que restam") == 1
     assert logged(caplog, rf"payment {paid_payment.pk} flagged for review: Mercado Pago reports refund .* of 100.00")
 
 

@@ -191,7 +191,7 @@ def test_a_second_payment_for_a_paid_order_is_refunded_automatically_and_flagged
 
     settled = Payment.objects.get(settles_id=order["id"])
     extra = Payment.objects.exclude(pk=settled.pk).get()
-    assert extra.needs_review and "Second payment" in extra.review_reason
+    assert extra.needs_review and "Segundo pagamento" in extra.review_reason  # written in pt-BR
     refund = Refund.objects.get()
     assert (refund.payment_id, refund.amount, refund.status, refund.requested_by) == (
         extra.pk,
@@ -214,7 +214,7 @@ def test_money_for_a_cancelled_order_is_refunded_automatically(kiosk, order, mer
     assert not Refund.objects.exists()  # the kiosk's request did not wait on Mercado Pago...
     mercadopago.run_tasks()  # ...the worker cancels the QR, finds it paid, and refunds it
     stored = Payment.objects.get()
-    assert stored.needs_review and "(payment cancelled)" in stored.review_reason  # the cancel found it paid
+    assert stored.needs_review and "(pagamento cancelado)" in stored.review_reason  # the cancel found it paid
     refund = Refund.objects.get()
     assert (refund.status, refund.amount) == ("pending", Decimal("61.70"))
     assert poll(kiosk, order["id"])["payment"]["status"] == "under_review"
@@ -235,7 +235,7 @@ def test_money_for_an_order_paid_at_the_counter_is_refunded_automatically(kiosk,
     order_pay_at_counter(order_id=order["id"], method="cash", amount=Decimal("61.70"), actor="cashier")
     mercadopago.deliver()
     stored = Payment.objects.get(provider="mercadopago")
-    assert stored.needs_review and "cash at the counter" in stored.review_reason
+    assert stored.needs_review and "já pago com dinheiro no caixa" in stored.review_reason
     assert Refund.objects.get().amount == Decimal("61.70")
     assert Order.objects.get(pk=order["id"]).status == "received"
 

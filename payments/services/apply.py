@@ -17,6 +17,7 @@ import logging
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from kiosk.jobs import enqueue
 from orders import services as order_services
@@ -26,7 +27,7 @@ from payments.gateway import GatewayError, GatewayRejected, gateway
 from payments.models import Payment, PaymentEvent
 from payments.selectors import find_payment
 from payments.services import refunds
-from payments.services.ledger import flag_for_review, move_status, record_event
+from payments.services.ledger import Note, english, flag_for_review, lowered, move_status, note, record_event
 from payments.transitions import MONEY_TAKEN, ProviderState, interpret_order
 
 logger = logging.getLogger("payments")
@@ -34,11 +35,12 @@ Status = Payment.Status
 Event = PaymentEvent.Type
 
 
-def payment_apply_provider_order(*, mp_order: dict, source: str) -> Payment | None:
-    """Applies Mercado Pago's current view of one of its orders. Returns our payment, or None if not ours."""
+def payment_apply_provider_order(*, mp_order: dict, source: str | Note) -> Payment | None:
+    """Applies Mercado Pago's current view of one of its orders. Returns our payment, or None if not ours.
+    `source` says where it came from, for the ledger: `note(gettext_noop("reconcile"))`."""
     found = find_payment(mp_order)
     if found is None:
-        logger.info("Mercado Pago order %s is not one of ours (%s)", mp_order.get("id"), source)
+        logger.info("Mercado Pago order %s is not one of ours (%s)", mp_order.get("id"), english(source))
         return None
     state = interpret_order(mp_order)
     refund_it, cancel_ids = False, []
@@ -54,7 +56,7 @@ def payment_apply_provider_order(*, mp_order: dict, source: str) -> Payment | No
         if state.money_in and payment.status not in MONEY_TAKEN:
             refund_it, cancel_ids = _money_received(order, payment, state, mp_order, source)
         elif not state.money_in and state.status != Status.PENDING:
-            move_status(payment, state.status, payload=mp_order, message=f"from {source}")
+            move_status(payment, state.status, payload=mp_order, message=_from(source))
         payment.save()
         if payment.status in MONEY_TAKEN:
             refunds.apply_provider_refunds(order, payment, state, payload=mp_order)
@@ -70,53 +72,96 @@ def payment_apply_provider_order(*, mp_order: dict, source: str) -> Payment | No
     return payment
 
 
+def _from(source: str | Note) -> Note:
+    return note(gettext_noop("from %(source)s"), source=source)
+
+
 def _money_received(
-    order: Order, payment: Payment, state: ProviderState, mp_order: dict, source: str
+    order: Order, payment: Payment, state: ProviderState, mp_order: dict, source: str | Note
 ) -> tuple[bool, list[int]]:
     """The money is in: does it pay the order? Returns (refund it automatically, payments to cancel)."""
     previous = payment.status
     payment.paid_amount = state.paid_amount  # before the move: payment.approved carries it
     payment.paid_at = timezone.now()
-    move_status(payment, Status.APPROVED, payload=mp_order, message=f"from {source}")
+    move_status(payment, Status.APPROVED, payload=mp_order, message=_from(source))
     settled_by = Payment.objects.filter(settles=order).exclude(pk=payment.pk).first()
     if order.status == Order.Status.CANCELLED:
         flag_for_review(
             payment,
-            f"Paid after order #{order.number} was cancelled (payment {previous}): refunding automatically.",
+            note(
+                gettext_noop(
+                    "Paid after order #%(number)s was cancelled (payment %(status)s): refunding automatically."
+                ),
+                number=order.number,
+                status=lowered(Payment.Status(previous).label),
+            ),
             payload=mp_order,
         )
         return True, []
     if settled_by is not None or order.status != Order.Status.AWAITING_PAYMENT:
         if settled_by is None:
-            by = "staff, outside Mercado Pago"
+            # Translators: after "already paid by" (Portuguese: "já pago pela equipe, fora do Mercado Pago").
+            by = note(gettext_noop("staff, outside Mercado Pago"))
         elif settled_by.provider == Payment.Provider.COUNTER:
-            by = f"{settled_by.get_method_display().lower()} at the counter (payment {settled_by.pk})"
+            by = note(
+                # Translators: after "already paid by" (Portuguese: "já pago com dinheiro no caixa (pagamento 12)").
+                gettext_noop("%(method)s at the counter (payment %(payment)s)"),
+                method=lowered(Payment.Method(settled_by.method).label),
+                payment=settled_by.pk,
+            )
         else:
-            by = f"payment {settled_by.pk}"
+            # Translators: after "already paid by" (Portuguese: "já pago pelo pagamento 12").
+            by = note(gettext_noop("payment %(payment)s"), payment=settled_by.pk)
         flag_for_review(
             payment,
-            f"Second payment for order #{order.number}, already paid by {by}: refunding automatically.",
+            note(
+                gettext_noop("Second payment for order #%(number)s, already paid by %(by)s: refunding automatically."),
+                number=order.number,
+                by=by,
+            ),
             payload=mp_order,
         )
         return True, []
     if state.paid_amount != payment.amount or payment.amount != order.total:
         flag_for_review(
             payment,
-            f"Amount mismatch: Mercado Pago says {state.paid_amount} was paid; order #{order.number} totals "
-            f"{order.total} and the QR asked for {payment.amount}. Held for a person to decide.",
+            note(
+                gettext_noop(
+                    "Amount mismatch: Mercado Pago says %(paid)s was paid; order #%(number)s totals %(total)s and the "
+                    "QR asked for %(asked)s. Held for a person to decide."
+                ),
+                paid=state.paid_amount,
+                number=order.number,
+                total=order.total,
+                asked=payment.amount,
+            ),
             payload=mp_order,
         )
         # Money is held for this order now: no other QR of it may still take the customer's money.
-        return False, give_up_other_qrs(order, payment, message=f"money of payment {payment.pk} held for review")
+        held = note(gettext_noop("money of payment %(payment)s held for review"), payment=payment.pk)
+        return False, give_up_other_qrs(order, payment, message=held)
     payment.settles = order
     order_services.order_mark_paid(order_id=order.pk, method="mercadopago_qr", payment=payment)
     if previous != Status.PENDING:
-        record_event(payment, Event.STATUS_CHANGED, message=f"a QR given up ({previous}) paid order #{order.number}")
+        record_event(
+            payment,
+            Event.STATUS_CHANGED,
+            message=note(
+                gettext_noop("a QR given up (%(status)s) paid order #%(number)s"),
+                status=lowered(Payment.Status(previous).label),
+                number=order.number,
+            ),
+        )
     logger.info("payment %s approved: order #%s to the kitchen", payment.pk, order.number)
-    return False, give_up_other_qrs(order, payment, message=f"order #{order.number} paid by payment {payment.pk}")
+    return False, give_up_other_qrs(order, payment, message=paid_by(order, payment))
 
 
-def give_up_other_qrs(order: Order, payment: Payment, *, message: str) -> list[int]:
+def paid_by(order: Order, payment: Payment) -> Note:
+    """The ledger line of the order's other QRs given up when `payment` paid it."""
+    return note(gettext_noop("order #%(number)s paid by payment %(payment)s"), number=order.number, payment=payment.pk)
+
+
+def give_up_other_qrs(order: Order, payment: Payment, *, message: str | Note) -> list[int]:
     """Cancels the order's other pending payments (rows locked here; the order is locked by the caller).
     Returns those with a QR to cancel at Mercado Pago after the commit."""
     others = list(
@@ -131,29 +176,54 @@ def give_up_other_qrs(order: Order, payment: Payment, *, message: str) -> list[i
     return [other.pk for other in others if other.provider_order_id]
 
 
-def _chargeback(payment: Payment, reference: str, status: str, payload, source: str) -> None:
+def _chargeback(payment: Payment, reference: str, status: str, payload, source: str | Note) -> None:
     """A chargeback Mercado Pago reports (the order's `transactions.chargebacks`, or the Payments API's
     `charged_back`): the payment becomes `charged_back` (never `refunded`) and goes to review, because the
     dispute is answered in Mercado Pago's panel. Both sources describe the same dispute, so the ledger has one
     line per phase of it (opened, closed), whichever reported it first."""
     phase = "closed" if status == "closed" else "opened"
+    reported = status or note(gettext_noop("reported"))  # Mercado Pago's own word for it, else ours
+    if phase == "closed":
+        line = note(
+            gettext_noop("Chargeback %(reference)s closed (%(status)s), from %(source)s"),
+            reference=reference,
+            status=reported,
+            source=source,
+        )
+    else:
+        line = note(
+            gettext_noop("Chargeback %(reference)s opened (%(status)s), from %(source)s"),
+            reference=reference,
+            status=reported,
+            source=source,
+        )
     recorded = record_event(
         payment,
         Event.CHARGEBACK,
-        message=f"Chargeback {reference} {phase} ({status or 'reported'}), from {source}",
+        message=line,
         payload=payload,
         provider_reference=f"chargeback-{phase}",
         actor="mercadopago",
     )
     if recorded is None:
         return  # already known
-    move_status(payment, Status.CHARGED_BACK, payload=payload, message=f"chargeback {reference}")
+    move_status(
+        payment,
+        Status.CHARGED_BACK,
+        payload=payload,
+        message=note(gettext_noop("chargeback %(reference)s"), reference=reference),
+    )
     flag_for_review(
-        payment, f"Chargeback {reference} ({status or 'reported'}): answer the dispute in Mercado Pago's panel."
+        payment,
+        note(
+            gettext_noop("Chargeback %(reference)s (%(status)s): answer the dispute in Mercado Pago's panel."),
+            reference=reference,
+            status=reported,
+        ),
     )
 
 
-def payment_record_chargeback(*, mp_payment: dict, source: str) -> Payment | None:
+def payment_record_chargeback(*, mp_payment: dict, source: str | Note) -> Payment | None:
     """A Payments API payment that says `charged_back`: applied to our payment it belongs to."""
     reference = str(mp_payment.get("id") or "")
     lookup = Payment.objects.filter(provider_payment_reference=reference) if reference else Payment.objects.none()
@@ -178,7 +248,12 @@ def payment_note_notification(*, payment: Payment, delivery_id: int, topic: str,
     record_event(
         payment,
         Event.NOTIFICATION_RECEIVED,
-        message=f"{topic} {action} (delivery {delivery_id})".strip(),
+        message=note(
+            gettext_noop("%(topic)s %(action)s (delivery %(delivery)s)"),
+            topic=topic,
+            action=action,
+            delivery=delivery_id,
+        ),
         payload=payload,
         provider_reference=f"delivery-{delivery_id}",
         actor="mercadopago",
@@ -201,4 +276,4 @@ def cancel_at_provider(payment_ids: list[int]) -> None:
         except GatewayError as exc:
             record_event(payment, Event.CANCEL_FAILED, message=exc.message, payload=exc.body)
             continue
-        payment_apply_provider_order(mp_order=mp_order, source="cancel")
+        payment_apply_provider_order(mp_order=mp_order, source=note(gettext_noop("cancel")))

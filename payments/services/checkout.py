@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.formats import number_format
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from kiosk.jobs import enqueue
 from kiosk.problems import Conflict, DomainError, Invalid
@@ -26,7 +26,7 @@ from payments.gateway import AnswerMismatch, GatewayError, gateway
 from payments.models import Payment, PaymentEvent
 from payments.selectors import money_held_for_review
 from payments.services.apply import payment_apply_provider_order
-from payments.services.ledger import move_status, record_event
+from payments.services.ledger import Note, lowered, move_status, note, record_event
 from payments.transitions import MONEY_HELD, MONEY_TAKEN
 
 logger = logging.getLogger("payments")
@@ -83,17 +83,24 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
             return payment, False
         if payment and payment.provider_order_id:
             # Its QR ran out on our clock: give it up here, and at Mercado Pago once the new one exists.
-            move_status(payment, Status.EXPIRED, message="QR expired before payment (local clock)")
+            move_status(payment, Status.EXPIRED, message=note(gettext_noop("QR expired before payment (local clock)")))
             payment.save()
             given_up.append(payment.pk)
             payment = None
         if payment and payment.created_at < timezone.now() - settings.MERCADOPAGO_QR_EXPIRATION:
-            move_status(payment, Status.EXPIRED, message="QR creation never confirmed by Mercado Pago")
+            move_status(
+                payment, Status.EXPIRED, message=note(gettext_noop("QR creation never confirmed by Mercado Pago"))
+            )
             payment.save()
             payment = None
         if payment is None:
             payment = Payment.objects.create(order=order, amount=order.total)
-            record_event(payment, Event.CREATED, amount=payment.amount, message=f"Checkout of order #{order.number}")
+            record_event(
+                payment,
+                Event.CREATED,
+                amount=payment.amount,
+                message=note(gettext_noop("Checkout of order #%(number)s"), number=order.number),
+            )
 
     try:
         mp_order = gateway().create_qr_order(
@@ -109,7 +116,10 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
                 # cancelled there; the next checkout makes a new one with a new reference.
                 locked.provider_order_id = locked.provider_order_id or exc.provider_order_id
                 if move_status(
-                    locked, Status.CANCELLED, payload=exc.body, message="Mercado Pago's QR is not the one asked for"
+                    locked,
+                    Status.CANCELLED,
+                    payload=exc.body,
+                    message=note(gettext_noop("Mercado Pago's QR is not the one asked for")),
                 ):
                     given_up.append(locked.pk)
                 locked.save()
@@ -140,11 +150,23 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
         paid_by_this_qr = locked.status in MONEY_TAKEN  # its notification was faster than this answer
         if not paid_by_this_qr and money_held_for_review(order.pk):
             # Money for this order arrived meanwhile (through an older QR) and waits for a person.
-            move_status(locked, Status.CANCELLED, message="money for the order is held for review: QR not needed")
+            move_status(
+                locked,
+                Status.CANCELLED,
+                message=note(gettext_noop("money for the order is held for review: QR not needed")),
+            )
             given_up.append(locked.pk)
             refused = PaymentUnderReview(f"A payment for order #{order.number} is waiting for staff review.")
         elif not paid_by_this_qr and (order.status != Order.Status.AWAITING_PAYMENT or locked.status != Status.PENDING):
-            move_status(locked, Status.CANCELLED, message=f"order #{order.number} is '{order.status}': QR not needed")
+            move_status(
+                locked,
+                Status.CANCELLED,
+                message=note(
+                    gettext_noop("order #%(number)s is '%(status)s': QR not needed"),
+                    number=order.number,
+                    status=lowered(Order.Status(order.status).label),
+                ),
+            )
             given_up.append(locked.pk)
             refused = OrderNotPayable(
                 f"Order #{order.number} became '{order.status}' while its QR was being made; the QR was cancelled."
@@ -171,13 +193,18 @@ def _provider_time(value) -> datetime:
 # --- Taking QRs away ------------------------------------------------------------------------------
 
 
-def _give_up_open_qrs(order_id, *, message: str, actor: str) -> list[int]:
+def _give_up_open_qrs(order_id, *, message: str | Note, actor: str) -> list[int]:
     """Marks the order's pending payments cancelled (rows locked). Returns those with a QR at Mercado Pago."""
     pending = list(Payment.objects.select_for_update().filter(order_id=order_id, status=Status.PENDING))
     for payment in pending:
         move_status(payment, Status.CANCELLED, message=message, actor=actor)
         payment.save()
     return [payment.pk for payment in pending if payment.provider_order_id]
+
+
+def _cancel_reason(reason: str):
+    """Why an order was cancelled, as the ledger says it ("cliente desistiu"); an unknown code as it is."""
+    return lowered(Order.CancelReason(reason).label) if reason in Order.CancelReason.values else reason
 
 
 def _held_for_review(order: Order) -> str:
@@ -199,7 +226,8 @@ def order_cancel_unpaid(*, order_id, reason: str = Order.CancelReason.CUSTOMER, 
     with transaction.atomic():
         _refuse_while_money_is_held(order_id)
         order = order_services.order_cancel(order_id=order_id, reason=reason)
-        to_cancel = _give_up_open_qrs(order_id, message=f"order cancelled ({reason})", actor=actor)
+        cancelled = note(gettext_noop("order cancelled (%(reason)s)"), reason=_cancel_reason(reason))
+        to_cancel = _give_up_open_qrs(order_id, message=cancelled, actor=actor)
         if to_cancel:
             enqueue(tasks.cancel_at_provider, to_cancel)
     return order
@@ -267,14 +295,28 @@ def order_pay_at_counter(*, order_id, method: str, amount: Decimal, actor: str) 
             payment,
             Event.COUNTER_PAYMENT,
             amount=order.total,
-            message=f"{label} taken at the counter by {actor} for order #{order.number}",
+            message=note(
+                gettext_noop("%(method)s taken at the counter by %(actor)s for order #%(number)s"),
+                method=label,
+                actor=actor,
+                number=order.number,
+            ),
             payload={"method": method, "amount": f"{order.total:.2f}"},
             actor=actor,
         )
-        move_status(payment, Status.APPROVED, message=f"paid at the counter ({method})", actor=actor)
+        move_status(
+            payment,
+            Status.APPROVED,
+            message=note(gettext_noop("paid at the counter (%(method)s)"), method=lowered(label)),
+            actor=actor,
+        )
         payment.settles = order
         payment.save()
-        to_cancel = _give_up_open_qrs(order_id, message=f"order paid at the counter ({method})", actor=actor)
+        to_cancel = _give_up_open_qrs(
+            order_id,
+            message=note(gettext_noop("order paid at the counter (%(method)s)"), method=lowered(label)),
+            actor=actor,
+        )
         order_services.order_mark_paid(order_id=order.pk, method=method, payment=payment)
         if to_cancel:
             enqueue(tasks.cancel_at_provider, to_cancel)
@@ -305,7 +347,14 @@ def orders_cancel_stale(*, now=None) -> int:
             ):
                 continue
             order_services.order_cancel(order_id=order_id, reason=Order.CancelReason.PAYMENT_EXPIRED)
-            to_cancel = _give_up_open_qrs(order_id, message="order cancelled (payment expired)", actor="system")
+            to_cancel = _give_up_open_qrs(
+                order_id,
+                message=note(
+                    gettext_noop("order cancelled (%(reason)s)"),
+                    reason=_cancel_reason(Order.CancelReason.PAYMENT_EXPIRED),
+                ),
+                actor="system",
+            )
             if to_cancel:
                 enqueue(tasks.cancel_at_provider, to_cancel)
             cancelled += 1
@@ -324,7 +373,7 @@ def _mercado_pago_agrees_unpaid(order_id) -> bool:
         except GatewayError as exc:
             logger.warning("stale order %s left for later: %s", order_id, exc.message)
             return False
-        payment_apply_provider_order(mp_order=mp_order, source="stale order check")
+        payment_apply_provider_order(mp_order=mp_order, source=note(gettext_noop("stale order check")))
     return Order.objects.filter(pk=order_id, status=Order.Status.AWAITING_PAYMENT).exists() and not (
         money_held_for_review(order_id)
     )

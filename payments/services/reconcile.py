@@ -8,12 +8,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from orders.models import Order
 from payments.gateway import GatewayError, gateway
 from payments.models import Payment, Refund
 from payments.services.apply import cancel_at_provider, payment_apply_provider_order
-from payments.services.ledger import move_status
+from payments.services.ledger import move_status, note
 from payments.services.refunds import refunds_retry_due
 from payments.transitions import MONEY_HELD, ORDER_STATUS, interpret_order
 
@@ -54,7 +55,7 @@ def payments_reconcile(*, limit: int = 200) -> tuple[int, int]:
     for payment in list(candidates):
         try:
             mp_order = gateway().get_order(payment.provider_order_id)
-            applied = payment_apply_provider_order(mp_order=mp_order, source="reconcile")
+            applied = payment_apply_provider_order(mp_order=mp_order, source=note(gettext_noop("reconcile")))
         except GatewayError as exc:
             logger.warning("reconcile: payment %s: %s", payment.pk, exc.message)
             continue
@@ -79,7 +80,9 @@ def payments_reconcile(*, limit: int = 200) -> tuple[int, int]:
             Order.objects.select_for_update().filter(payments=payment_id).first()
             payment = Payment.objects.select_for_update().get(pk=payment_id)
             if payment.status == Status.PENDING and not payment.provider_order_id:
-                move_status(payment, Status.EXPIRED, message="QR creation never confirmed by Mercado Pago")
+                move_status(
+                    payment, Status.EXPIRED, message=note(gettext_noop("QR creation never confirmed by Mercado Pago"))
+                )
                 payment.save()
 
     return checked, refunds_retry_due(now=now)

@@ -21,14 +21,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.formats import number_format
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from kiosk.problems import DomainError
 from orders.models import MAX_MONEY, Order
 from payments.gateway import GatewayError, GatewayRejected, gateway
 from payments.models import Payment, PaymentEvent, Refund
 from payments.selectors import REFUNDS_HOLDING, refundable_amount
-from payments.services.ledger import flag_for_review, follow_confirmed_refunds, record_event
+from payments.services.ledger import Note, english, flag_for_review, follow_confirmed_refunds, note, record_event
 from payments.transitions import MONEY_HELD, ProviderRefund, ProviderState, refunds_in_answer
 
 logger = logging.getLogger("payments")
@@ -43,6 +43,8 @@ ATTEMPT_LEASE = timedelta(seconds=60)
 MAX_RETRY_DELAY = timedelta(minutes=15)
 FLAG_AFTER_ATTEMPTS = 10
 MAX_REASON_LENGTH = 500
+# The reason of a refund the system makes by itself (a Note: stored in the restaurant's language).
+AUTOMATIC_REASON = gettext_noop("Automatic: money for an order that was cancelled or already paid")
 
 
 class RefundNotAllowed(DomainError):
@@ -81,7 +83,7 @@ def request_key_for(*, caller: str, key: str) -> str:
 
 
 def refund_request(
-    *, payment_id, amount: Decimal | None, reason: str, actor: str, request_key: str | None = None
+    *, payment_id, amount: Decimal | None, reason: str | Note, actor: str, request_key: str | None = None
 ) -> Refund:
     """Gives money back through Mercado Pago: all that is refundable by default, or part of it.
 
@@ -90,8 +92,10 @@ def refund_request(
     Mercado Pago took it, `requested` when it said "retry later" (reconcile_payments does). Raises
     GatewayRejected when Mercado Pago refuses it (the refund is then `failed`) and GatewayUnavailable when
     it does not answer (the refund stays `requested`, reserved, and is retried with the same key).
-    With `request_key`, a second call continues the refund the first one made.
+    With `request_key`, a second call continues the refund the first one made. A person's `reason` is kept as
+    typed; the system's (a Note) is written in the restaurant's language.
     """
+    note_reason, reason = reason, str(reason) if isinstance(reason, Note) else reason
     if not reason or not reason.strip():
         raise RefundAmountInvalid(gettext("A refund needs a reason."))
     if len(reason) > MAX_REASON_LENGTH:
@@ -102,7 +106,7 @@ def refund_request(
     if request_key:
         earlier = Refund.objects.filter(request_key=request_key).first()
         if earlier is not None:
-            return _continue(earlier, payment_id=payment_id, amount=amount, reason=reason)
+            return _continue(earlier, payment_id=payment_id, amount=amount, reason=note_reason)
     with transaction.atomic():
         order_id = Payment.objects.values_list("order_id", flat=True).get(pk=payment_id)
         Order.objects.select_for_update().get(pk=order_id)
@@ -152,23 +156,24 @@ def refund_request(
                 payment,
                 Event.REFUND_REQUESTED,
                 amount=amount,
-                message=reason.strip(),
+                message=note_reason if isinstance(note_reason, Note) else reason.strip(),
                 actor=actor,
                 provider_reference=refund.idempotency_key,
             )
     if refund is None:
         return _continue(
-            Refund.objects.get(request_key=request_key), payment_id=payment_id, amount=asked, reason=reason
+            Refund.objects.get(request_key=request_key), payment_id=payment_id, amount=asked, reason=note_reason
         )
     return refund_attempt(refund_id=refund.pk)
 
 
-def _continue(refund: Refund, *, payment_id, amount, reason: str) -> Refund:
-    """The same request again (`amount` in cents, or None) continues its refund; another is refused."""
+def _continue(refund: Refund, *, payment_id, amount, reason: str | Note) -> Refund:
+    """The same request again (`amount` in cents, or None) continues its refund; another is refused. The system's
+    reason is the same in the restaurant's language or in English (a refund it asked for before it wrote it so)."""
     if (
         str(refund.payment_id) != str(payment_id)
         or amount != refund.requested_amount
-        or reason.strip() != refund.reason
+        or refund.reason not in {str(reason).strip(), english(reason).strip()}
     ):
         raise RefundKeyReused(
             gettext("This Idempotency-Key was already used for another refund; use a new key for a new refund.")
@@ -195,11 +200,12 @@ def refund_attempt(*, refund_id) -> Refund:
         )
     except GatewayRejected as exc:
         if exc.code in RETRY_LATER_CODES:
-            return _retry_later(refund.pk, f"Mercado Pago: {exc.message}", exc.body)
+            return _retry_later(refund.pk, note(gettext_noop("Mercado Pago: %(error)s"), error=exc.message), exc.body)
         _fail(refund.pk, exc.message, exc.body)
         raise
     except GatewayError as exc:
-        _retry_later(refund.pk, f"Mercado Pago did not answer: {exc.message}", exc.body)
+        why = note(gettext_noop("Mercado Pago did not answer: %(error)s"), error=exc.message)
+        _retry_later(refund.pk, why, exc.body)
         raise
     return _record_answer(refund.pk, answer)
 
@@ -212,20 +218,29 @@ def _locked(refund_id) -> tuple[Order, Payment, Refund]:
     return order, payment, Refund.objects.select_for_update().get(pk=refund_id)
 
 
-def _retry_later(refund_id, why: str, body) -> Refund:
+def _refund_line(refund: Refund, why: str | Note) -> Note:
+    """A ledger line about one refund: "refund 12: <why>" (Mercado Pago's own words in it as they are)."""
+    return note(gettext_noop("refund %(refund)s: %(why)s"), refund=refund.pk, why=why)
+
+
+def _retry_later(refund_id, why: Note, body) -> Refund:
+    """`why` goes to the ledger in the restaurant's language, and to the refund's `error` (an API field) in English."""
     with transaction.atomic():
         _, payment, refund = _locked(refund_id)
         if refund.status != RefundStatus.REQUESTED:
             return refund
         delay = min(MAX_RETRY_DELAY, timedelta(seconds=30 * 2 ** min(refund.attempts, 10)))
-        refund.error, refund.next_attempt_at = why, timezone.now() + delay
+        refund.error, refund.next_attempt_at = english(why), timezone.now() + delay
         refund.save(update_fields=["error", "next_attempt_at", "updated_at"])
-        record_event(
-            payment, Event.REFUND_RETRY, amount=refund.amount, message=f"refund {refund.pk}: {why}", payload=body
-        )
+        record_event(payment, Event.REFUND_RETRY, amount=refund.amount, message=_refund_line(refund, why), payload=body)
         if refund.attempts == FLAG_AFTER_ATTEMPTS:
             flag_for_review(
-                payment, f"Refund {refund.pk} still not taken by Mercado Pago after {refund.attempts} tries."
+                payment,
+                note(
+                    gettext_noop("Refund %(refund)s still not taken by Mercado Pago after %(attempts)s tries."),
+                    refund=refund.pk,
+                    attempts=refund.attempts,
+                ),
             )
             payment.save(update_fields=["needs_review", "review_reason", "updated_at"])
     return refund
@@ -239,7 +254,7 @@ def _fail(refund_id, why: str, body) -> None:
         refund.status, refund.error, refund.next_attempt_at = RefundStatus.FAILED, why, None
         refund.save()
         record_event(
-            payment, Event.REFUND_FAILED, amount=refund.amount, message=f"refund {refund.pk}: {why}", payload=body
+            payment, Event.REFUND_FAILED, amount=refund.amount, message=_refund_line(refund, why), payload=body
         )
 
 
@@ -259,11 +274,13 @@ def _record_answer(refund_id, answer: dict) -> Refund:
         if len(candidates) != 1:
             # Taken, but the answer does not name exactly one refund we could call ours: ask again later with
             # the same key (Mercado Pago replays its answer), never guess by amount or recency.
-            why = f"Mercado Pago's answer names {len(candidates)} new refunds; asking again"
-            refund.error, refund.next_attempt_at = why, timezone.now() + ATTEMPT_LEASE
+            why = note(
+                gettext_noop("Mercado Pago's answer names %(count)s new refunds; asking again"), count=len(candidates)
+            )
+            refund.error, refund.next_attempt_at = english(why), timezone.now() + ATTEMPT_LEASE
             refund.save(update_fields=["error", "next_attempt_at", "updated_at"])
             record_event(
-                payment, Event.REFUND_RETRY, amount=refund.amount, message=f"refund {refund.pk}: {why}", payload=answer
+                payment, Event.REFUND_RETRY, amount=refund.amount, message=_refund_line(refund, why), payload=answer
             )
             return refund
         mine = candidates[0]
@@ -274,12 +291,19 @@ def _record_answer(refund_id, answer: dict) -> Refund:
             payment,
             Event.REFUND_ACCEPTED,
             amount=mine.amount or refund.amount,
-            message=f"refund {refund.pk} taken by Mercado Pago as {mine.id} ({mine.status or 'no status'})",
+            message=note(
+                gettext_noop("refund %(refund)s taken by Mercado Pago as %(id)s (%(status)s)"),
+                refund=refund.pk,
+                id=mine.id,
+                status=mine.status or note(gettext_noop("no status")),
+            ),
             payload=answer,
             provider_reference=mine.id,
         )
         _follow(payment, refund, mine, payload=answer)
-        follow_confirmed_refunds(order, payment, payload=answer, message=f"refund {refund.pk}")
+        follow_confirmed_refunds(
+            order, payment, payload=answer, message=note(gettext_noop("refund %(refund)s"), refund=refund.pk)
+        )
     return refund
 
 
@@ -296,8 +320,16 @@ def _follow(payment: Payment, refund: Refund, reported: ProviderRefund, *, paylo
             # cannot believe. Our amount stays (the books never give back more than was paid); a person looks.
             _flag_once(
                 payment,
-                f"Refund {refund.pk} asked for {refund.amount}; Mercado Pago reports {reported.amount}, more than "
-                f"the {room} left of the payment: kept at {refund.amount}, check Mercado Pago's panel.",
+                note(
+                    gettext_noop(
+                        "Refund %(refund)s asked for %(amount)s; Mercado Pago reports %(reported)s, more than the "
+                        "%(room)s left of the payment: kept at %(amount)s, check Mercado Pago's panel."
+                    ),
+                    refund=refund.pk,
+                    amount=refund.amount,
+                    reported=reported.amount,
+                    room=room,
+                ),
                 key=f"refund-{refund.pk}-beyond-paid-{reported.amount}",
             )
             reported = ProviderRefund(id=reported.id, amount=refund.amount, status=reported.status)
@@ -306,7 +338,13 @@ def _follow(payment: Payment, refund: Refund, reported: ProviderRefund, *, paylo
         # for a partial one a difference is odd enough for a person to look.
         if not refund.full:
             flag_for_review(
-                payment, f"Refund {refund.pk} asked for {refund.amount}; Mercado Pago refunded {reported.amount}."
+                payment,
+                note(
+                    gettext_noop("Refund %(refund)s asked for %(amount)s; Mercado Pago refunded %(refunded)s."),
+                    refund=refund.pk,
+                    amount=refund.amount,
+                    refunded=reported.amount,
+                ),
             )
         refund.amount = reported.amount
     if reported.confirmed and refund.status != RefundStatus.SUCCEEDED:
@@ -315,18 +353,21 @@ def _follow(payment: Payment, refund: Refund, reported: ProviderRefund, *, paylo
             payment,
             Event.REFUND_SUCCEEDED,
             amount=refund.amount,
-            message=f"refund {refund.pk} confirmed by Mercado Pago",
+            message=note(gettext_noop("refund %(refund)s confirmed by Mercado Pago"), refund=refund.pk),
             payload=payload,
             provider_reference=refund.provider_refund_id,
             actor="mercadopago",
         )
     elif reported.failed and refund.status in (RefundStatus.REQUESTED, RefundStatus.PENDING):
-        refund.status, refund.error = RefundStatus.FAILED, f"Mercado Pago reports the refund {reported.status}"
+        why = note(gettext_noop("Mercado Pago reports the refund %(status)s"), status=reported.status)
+        refund.status, refund.error = RefundStatus.FAILED, english(why)
         record_event(
             payment,
             Event.REFUND_FAILED,
             amount=refund.amount,
-            message=f"refund {refund.pk}: {refund.error}; its amount is refundable again",
+            message=note(
+                gettext_noop("refund %(refund)s: %(why)s; its amount is refundable again"), refund=refund.pk, why=why
+            ),
             payload=payload,
             provider_reference=refund.provider_refund_id,
             actor="mercadopago",
@@ -334,7 +375,7 @@ def _follow(payment: Payment, refund: Refund, reported: ProviderRefund, *, paylo
     refund.save()
 
 
-def _flag_once(payment: Payment, reason: str, *, key: str) -> None:
+def _flag_once(payment: Payment, reason: Note, *, key: str) -> None:
     """Flags the payment for review, once per `key` however often Mercado Pago repeats what caused it."""
     if record_event(payment, Event.REVIEW_FLAGGED, message=reason, provider_reference=key) is not None:
         flag_for_review(payment, reason)
@@ -359,8 +400,15 @@ def apply_provider_refunds(order: Order, payment: Payment, state: ProviderState,
                 # what is left, and a person checks its panel.
                 _flag_once(
                     payment,
-                    f"Mercado Pago reports refund {reported.id} of {reported.amount}, more than the {room} left of "
-                    f"the payment: booked as {room}, check Mercado Pago's panel.",
+                    note(
+                        gettext_noop(
+                            "Mercado Pago reports refund %(id)s of %(amount)s, more than the %(room)s left of the "
+                            "payment: booked as %(room)s, check Mercado Pago's panel."
+                        ),
+                        id=reported.id,
+                        amount=reported.amount,
+                        room=room,
+                    ),
                     key=f"refund-{reported.id}-beyond-paid-{reported.amount}",
                 )
                 if room <= 0:
@@ -370,7 +418,7 @@ def apply_provider_refunds(order: Order, payment: Payment, state: ProviderState,
             refund = Refund.objects.create(
                 payment=payment,
                 amount=amount,
-                reason="Refund made at Mercado Pago",
+                reason=str(note(gettext_noop("Refund made at Mercado Pago"))),
                 requested_by="mercadopago",
                 provider_refund_id=reported.id,
                 status=RefundStatus.PENDING,
@@ -379,25 +427,32 @@ def apply_provider_refunds(order: Order, payment: Payment, state: ProviderState,
                 payment,
                 Event.REFUND_ACCEPTED,
                 amount=amount,
-                message=f"refund {reported.id} made outside this system (Mercado Pago's panel)",
+                message=note(
+                    gettext_noop("refund %(id)s made outside this system (Mercado Pago's panel)"), id=reported.id
+                ),
                 payload=payload,
                 provider_reference=reported.id,
                 actor="mercadopago",
             )
         if refund.payment_id == payment.pk:
             _follow(payment, refund, reported, payload=payload)
-    follow_confirmed_refunds(order, payment, payload=payload, message="refunds reported by Mercado Pago")
+    follow_confirmed_refunds(
+        order, payment, payload=payload, message=note(gettext_noop("refunds reported by Mercado Pago"))
+    )
     confirmed = any(reported.confirmed for reported in state.refunds)
     if state.mentions_refunds and not confirmed and not payment.refunds.exclude(status=RefundStatus.FAILED).exists():
         record = record_event(
             payment,
             Event.REVIEW_FLAGGED,
-            message="Mercado Pago's order says refunded but lists no refund",
+            message=note(gettext_noop("Mercado Pago's order says refunded but lists no refund")),
             provider_reference=f"unlisted-refund-{payment.provider_status}-{payment.provider_status_detail}",
         )
         if record is not None:
             flag_for_review(
-                payment, "Mercado Pago's order says refunded but lists no confirmed refund: check its panel."
+                payment,
+                note(
+                    gettext_noop("Mercado Pago's order says refunded but lists no confirmed refund: check its panel.")
+                ),
             )
             payment.save()
 
@@ -409,7 +464,7 @@ def refund_automatically(*, payment_id) -> Refund | None:
         return refund_request(
             payment_id=payment_id,
             amount=None,
-            reason="Automatic: money for an order that was cancelled or already paid",
+            reason=note(AUTOMATIC_REASON),
             actor="system",
             request_key=request_key_for(caller="system", key=f"automatic-refund-{payment_id}"),
         )

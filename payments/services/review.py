@@ -8,7 +8,7 @@ comment saying what was done.
 from django.db import transaction
 from django.utils import timezone
 from django.utils.formats import number_format
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from kiosk.problems import DomainError
 from orders import services as order_services
@@ -18,10 +18,11 @@ from payments.models import Payment, PaymentEvent, Refund
 from payments.services.apply import (
     cancel_at_provider,
     give_up_other_qrs,
+    paid_by,
     payment_apply_provider_order,
     payment_record_chargeback,
 )
-from payments.services.ledger import move_status, record_event
+from payments.services.ledger import move_status, note, record_event
 from payments.transitions import interpret_order
 
 Status = Payment.Status
@@ -39,10 +40,10 @@ def payment_sync(*, payment_id) -> Payment:
     payment = Payment.objects.get(pk=payment_id)
     if not payment.provider_order_id:
         raise ReviewNotPossible(gettext("Payment %(payment)s has no Mercado Pago order yet.") % {"payment": payment.pk})
-    mp = gateway()
-    payment = payment_apply_provider_order(mp_order=mp.get_order(payment.provider_order_id), source="manual sync")
+    mp, source = gateway(), note(gettext_noop("manual sync"))
+    payment = payment_apply_provider_order(mp_order=mp.get_order(payment.provider_order_id), source=source)
     if payment is not None and payment.provider_payment_reference:
-        payment_record_chargeback(mp_payment=mp.get_payment(payment.provider_payment_reference), source="manual sync")
+        payment_record_chargeback(mp_payment=mp.get_payment(payment.provider_payment_reference), source=source)
     return Payment.objects.get(pk=payment_id)
 
 
@@ -82,15 +83,16 @@ def payment_review_approve(*, payment_id, actor: str, comment: str = "") -> Paym
         if problems:
             raise ReviewNotPossible(gettext("Cannot approve: %(problems)s.") % {"problems": "; ".join(problems)})
         payment.paid_amount, payment.paid_at = state.paid_amount, payment.paid_at or timezone.now()
-        move_status(payment, Status.APPROVED, payload=mp_order, message="approved in review", actor=actor)
+        approved = note(gettext_noop("approved in review"))
+        move_status(payment, Status.APPROVED, payload=mp_order, message=approved, actor=actor)
         payment.settles = order
         payment.needs_review = False
         payment.save()
         order_services.order_mark_paid(order_id=order.pk, method="mercadopago_qr", payment=payment)
-        others = give_up_other_qrs(order, payment, message=f"order #{order.number} paid by payment {payment.pk}")
-        record_event(
-            payment, Event.REVIEW_RESOLVED, message=f"Approved and sent to the kitchen. {comment}".strip(), actor=actor
-        )
+        others = give_up_other_qrs(order, payment, message=paid_by(order, payment))
+        # The system's words in the restaurant's language, the person's comment as typed.
+        resolved = note(gettext_noop("Approved and sent to the kitchen. %(comment)s"), comment=comment.strip())
+        record_event(payment, Event.REVIEW_RESOLVED, message=resolved, actor=actor)
     cancel_at_provider(others)
     return payment
 
