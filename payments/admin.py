@@ -41,6 +41,8 @@ KIOSK_STATUS_LABELS = {**dict(Payment.Status.choices), selectors.UNDER_REVIEW: _
 
 # Ledger lines whose message is a person's words (a refund's reason, a review's comment).
 PERSON_TYPED = {PaymentEvent.Type.REFUND_REQUESTED, PaymentEvent.Type.REVIEW_RESOLVED}
+# Ledger lines whose message is only the Mercado Pago client's own text (exc.message), which stays English.
+GATEWAY_WORDS = {PaymentEvent.Type.QR_FAILED, PaymentEvent.Type.CANCEL_FAILED}
 
 
 def _status_label(status: str) -> str:
@@ -76,13 +78,17 @@ class PaymentEventInline(ReadOnlyMixin, admin.TabularInline):
 
     @admin.display(description=_("message"))
     def note(self, event: PaymentEvent):
-        """What a person typed (a refund's reason, a review's comment) as typed; what the system noted is English,
-        marked as such (it is stored as written, like a payload)."""
+        """What a person typed (a refund's reason, a review's comment) as typed; what the system noted is written
+        in the restaurant's language (payments.services.ledger.note), but for Mercado Pago's own error texts,
+        English and marked so. Lines written before the system wrote in the restaurant's language are English
+        and cannot be told apart: they are shown as stored, unmarked."""
         if not event.message:
             return "-"
         if event.type in PERSON_TYPED:
             return event.message
-        return format_html('<span lang="en">{}</span>', event.message)
+        if event.type in GATEWAY_WORDS:
+            return format_html('<span lang="en">{}</span>', event.message)
+        return event.message
 
     @admin.display(description=_("from status"))
     def from_status_label(self, event: PaymentEvent) -> str:
@@ -101,11 +107,17 @@ class RefundInline(ReadOnlyMixin, admin.TabularInline):
     model = Refund
     fields = [
         "created_at", "amount", "status", "provider_status_code", "confirmed_at", "reason", "requested_by",
-        "provider_refund_id", "attempts", "error",
+        "provider_refund_id", "attempts", "error_note",
     ]  # fmt: skip
     readonly_fields = fields
     extra = 0
     provider_status_code = code_column("provider_status", _("Mercado Pago status"))
+
+    @admin.display(description=_("error"))
+    def error_note(self, refund: Refund):
+        """Why Mercado Pago has not refunded yet: its own text with a few English words of ours around it, as the
+        refunds API answers it (`error`); marked English. The ledger says the same in the restaurant's language."""
+        return format_html('<span lang="en">{}</span>', refund.error) if refund.error else "-"
 
 
 class WebhookDeliveryInline(ReadOnlyMixin, admin.TabularInline):
@@ -254,10 +266,11 @@ class PaymentAdmin(CPFSearchMixin, ReadOnlyMixin, StoreTimeZoneMixin, admin.Mode
 
     @admin.display(description=_("review reason"))
     def review_notes(self, payment: Payment):
-        """Why the system flagged it: noted in English by the code, marked as such."""
+        """Why the system flagged it, one reason a line, written in the restaurant's language (reasons noted before
+        it did so are English, shown as stored)."""
         if not payment.review_reason:
             return "-"
-        return format_html('<div lang="en">{}</div>', linebreaksbr(payment.review_reason))
+        return linebreaksbr(payment.review_reason)
 
     @admin.display(description=_("terminal"))
     def terminal(self, payment: Payment) -> str:

@@ -489,6 +489,78 @@ def test_menu_prices_are_typed_with_a_comma_in_portuguese(back_office, menu):
     assert Product.objects.get(pk=burger.pk).price == Decimal("26.50")
 
 
+# --- What the system writes for people ------------------------------------------------------------
+
+
+def test_the_worker_writes_the_ledger_and_review_reasons_in_the_restaurants_language(kiosk, order, menu, mercadopago):
+    """The worker applies Mercado Pago's notifications with English active (as the whole suite runs), and still
+    writes the ledger line and the review reason in Portuguese (LANGUAGE_CODE), once: a Brazilian manager reads
+    them on the payment's page and on the review page, and an English-speaking admin sees the same stored words.
+    The event sent to integrators (payment.under_review) keeps its English reason."""
+    from kiosk.events.models import Event
+    from payments.models import PaymentEvent
+
+    def checkout(order_id):
+        response = kiosk.post(f"/api/v1/orders/{order_id}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key())
+        return response.json()["payment"]
+
+    assert translation.get_language() == "en"
+    paid = checkout(order["id"])
+    mercadopago.pay(paid["provider_order_id"])
+    second = place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}]).json()
+    flagged = checkout(second["id"])
+    mercadopago.pay(flagged["provider_order_id"], paid_amount="25.00")  # the order totals 25.90
+    mercadopago.deliver()
+
+    approved = PaymentEvent.objects.get(payment_id=paid["id"], type="status_changed", to_status="approved")
+    assert re.fullmatch(r"via notificação \d+", approved.message), approved.message
+    held = Payment.objects.get(pk=flagged["id"])
+    reason = (
+        f"Valor divergente: o Mercado Pago diz que foram pagos 25.00; o pedido #{second['number']} totaliza 25.90 "
+        "e o QR cobrava 25.90. Retido para uma pessoa decidir."
+    )
+    assert held.needs_review and held.review_reason == reason
+    under_review = Event.objects.get(type="payment.under_review")
+    assert under_review.data["reason"].startswith("Amount mismatch: Mercado Pago says 25.00 was paid;")
+
+    boss = User.objects.create_superuser("gerente", password="gerente")
+    manager, admin_in_english = Client(**PT_BR), Client(HTTP_ACCEPT_LANGUAGE="en")
+    manager.force_login(boss)
+    admin_in_english.force_login(boss)
+    paid_page, held_page, review_page = (
+        f"/admin/payments/payment/{paid['id']}/change/",
+        f"/admin/payments/payment/{flagged['id']}/change/",
+        f"/admin/payments/payment/review/?ids={flagged['id']}",
+    )
+    pages = {url: manager.get(url).content.decode() for url in (paid_page, held_page, review_page)}
+    leftovers = _leftovers()
+    problems = {url: hits for url, page in pages.items() if (hits := untranslated(page, leftovers, context=True))}
+    assert problems == {}
+    # Shown as Portuguese text (visible_nodes leaves out what is marked lang="en").
+    assert approved.message in " ".join(visible_nodes(pages[paid_page]))
+    assert reason in " ".join(visible_nodes(pages[held_page])) and reason in " ".join(visible_nodes(pages[review_page]))
+    assert approved.message in admin_in_english.get(paid_page).content.decode()  # the same stored words
+
+
+def test_a_note_is_rendered_in_the_installations_language_whatever_is_active(settings):
+    from django.utils.translation import gettext_noop
+
+    from payments.services.ledger import in_house_language, note
+
+    line = note(gettext_noop("refund %(refund)s confirmed by Mercado Pago"), refund=12)
+    for active in ("en", "pt-br"):
+        with translation.override(active):
+            assert str(line) == "estorno 12 confirmado pelo Mercado Pago"
+            assert line.english == "refund 12 confirmed by Mercado Pago"
+    why = note(gettext_noop("Mercado Pago did not answer: %(error)s"), error="get order ORD1: Timeout: timed out")
+    outer = note(gettext_noop("refund %(refund)s: %(why)s"), refund=3, why=why)
+    assert str(outer) == "estorno 3: o Mercado Pago não respondeu: get order ORD1: Timeout: timed out"  # its words kept
+    settings.LANGUAGE_CODE = "en"
+    assert in_house_language(gettext_noop("refund %(refund)s confirmed by Mercado Pago"), refund=12) == (
+        "refund 12 confirmed by Mercado Pago"
+    )
+
+
 # --- Times in the store's zone ---------------------------------------------------------------------
 
 
