@@ -420,6 +420,29 @@ def test_the_lockout_page_is_in_portuguese(settings):
     assert untranslated(page, _leftovers()) == []
 
 
+def test_error_pages_outside_the_api_are_portuguese_pages_and_the_api_keeps_problem_json(settings):
+    # With DEBUG off (production), a wrong address or a crash under the back office shows a page a cashier reads.
+    settings.DEBUG = False
+    browser = Client(raise_request_exception=False, **PT_BR)
+    missing = browser.get("/admin-typo/pedidos/")
+    assert missing.status_code == 404 and missing["Content-Type"].startswith("text/html")
+    page = missing.content.decode()
+    assert "Página não encontrada" in page and '<html lang="pt-br"' in page and 'href="/admin/"' in page
+    assert untranslated(page, _leftovers()) == []
+    api = browser.get("/api/v1/no-such-thing/")
+    assert api.status_code == 404 and api["Content-Type"] == "application/problem+json"
+    from django.template.loader import render_to_string
+
+    with translation.override("pt-br"):
+        for name, words in {
+            "400.html": "Requisição inválida",
+            "403.html": "Acesso não permitido",
+            "500.html": "Algo deu errado",
+        }.items():
+            rendered = render_to_string(name)
+            assert words in rendered and untranslated(rendered, _leftovers()) == [], name
+
+
 def test_the_simulators_pay_page_is_in_the_buyers_language(kiosk, order, mercadopago):
     payment = kiosk.post(f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key()).json()["payment"]
     url = f"/mp-simulator/pay/{payment['provider_order_id']}/"
