@@ -157,8 +157,14 @@ def test_the_order_cancelled_while_its_qr_is_made_gets_no_payable_qr(kiosk, orde
         return answer
 
     monkeypatch.setattr(SimulatorHttpClient, "request", slow_create)
-    response = checkout(kiosk, order["id"])
+    response = kiosk.post(
+        f"/api/v1/orders/{order['id']}/checkout/", HTTP_IDEMPOTENCY_KEY=new_key(), HTTP_ACCEPT_LANGUAGE="pt-br"
+    )
     assert (response.status_code, response.json()["code"]) == (409, "order_not_payable")
+    number = order["number"]
+    assert response.json()["detail"] == (
+        f"O pedido #{number} passou a 'Cancelado' enquanto o QR era gerado; o QR foi cancelado."
+    )  # the kiosk's language, like every other refusal
     payment = Payment.objects.get()
     assert payment.status == "cancelled"
     mercadopago.run_tasks()  # the worker cancels the QR at Mercado Pago

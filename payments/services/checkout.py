@@ -156,7 +156,9 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
                 message=note(gettext_noop("money for the order is held for review: QR not needed")),
             )
             given_up.append(locked.pk)
-            refused = PaymentUnderReview(f"A payment for order #{order.number} is waiting for staff review.")
+            refused = PaymentUnderReview(
+                gettext("A payment for order #%(number)s is waiting for staff review.") % {"number": order.number}
+            )
         elif not paid_by_this_qr and (order.status != Order.Status.AWAITING_PAYMENT or locked.status != Status.PENDING):
             move_status(
                 locked,
@@ -169,7 +171,8 @@ def payment_checkout(*, order_id) -> tuple[Payment, bool]:
             )
             given_up.append(locked.pk)
             refused = OrderNotPayable(
-                f"Order #{order.number} became '{order.status}' while its QR was being made; the QR was cancelled."
+                gettext("Order #%(number)s became '%(status)s' while its QR was being made; the QR was cancelled.")
+                % {"number": order.number, "status": order.get_status_display()}
             )
         locked.save()
         if given_up:
