@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 import requests
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from orders.models import Order
@@ -182,6 +182,31 @@ def test_reconcile_finishes_a_refund_whose_answer_was_lost_without_booking_it_tw
     held = Refund.objects.get()
     assert (held.status, held.provider_refund_id) == ("succeeded", SimRefund.objects.get().id)
     assert Payment.objects.get(pk=paid.pk).refunded_amount() == mercado_pago_refunded(paid) == D("10.00")
+
+
+def test_running_refund_payment_again_after_a_timeout_continues_the_first_refund(
+    paid, mercadopago, manager_user, monkeypatch, capsys
+):
+    """A manager's command-line refund: Mercado Pago made it but its answer was lost; the manager, told so, runs
+    the same command again. One refund of 10.00 at Mercado Pago and in our books, not two."""
+    command = ["refund_payment", paid.pk, "--amount", "10.00", "--reason", "cold fries", "--user", "boss"]
+    answer_lost(monkeypatch)
+    with pytest.raises(CommandError, match=r"held .* retried automatically"):
+        call_command(*command)
+    assert SimRefund.objects.count() == 1  # Mercado Pago did make it
+
+    call_command(*command[:3], "10", *command[4:])  # typed again, "10" this time
+    assert "already asked for by an earlier run" in capsys.readouterr().out
+    mercadopago.settle()
+    assert Refund.objects.count() == 1 and SimRefund.objects.count() == 1
+    paid.refresh_from_db()
+    assert paid.refunded_amount() == mercado_pago_refunded(paid) == D("10.00")
+
+    call_command(*command, "--idempotency-key", "second bag")  # a deliberate second refund names itself
+    mercadopago.settle()
+    paid.refresh_from_db()
+    assert paid.refunded_amount() == mercado_pago_refunded(paid) == D("20.00")
+    assert Refund.objects.count() == SimRefund.objects.count() == 2
 
 
 def test_the_same_key_for_another_refund_is_refused(paid, mercadopago, manager):
