@@ -50,7 +50,11 @@ class Command(BaseCommand):
         earlier = Refund.objects.filter(request_key=request_key).values_list("pk", flat=True).first()
         try:
             refund = refund_request(
-                payment_id=payment_id, amount=value, reason=reason, actor=manager.get_username(), request_key=request_key
+                payment_id=payment_id,
+                amount=value,
+                reason=reason,
+                actor=manager.get_username(),
+                request_key=request_key,
             )
         except Payment.DoesNotExist:
             raise CommandError(f"No payment {payment_id}.") from None
