@@ -113,6 +113,25 @@ def test_a_refund_mercado_pago_fails_gives_the_amount_back(paid, mercadopago):
     assert again.status == "pending"
 
 
+def test_a_failed_refund_reported_processed_later_is_not_booked_on_top_of_its_replacement(paid, mercadopago):
+    """Mercado Pago reports a refund failed, the manager refunds again, then a report says the first one was
+    processed after all: the books never give back more than was paid; the payment waits for a person."""
+    failed = refund(paid)
+    mercadopago.confirm_refunds(outcome="failed")
+    mercadopago.deliver()
+    replacement = refund(paid)
+    SimRefund.objects.filter(id=Refund.objects.get(pk=failed.pk).provider_refund_id).update(status="processed")
+    mercadopago.settle()
+    paid.refresh_from_db()
+    failed.refresh_from_db()
+    replacement.refresh_from_db()
+    assert (failed.status, replacement.status) == ("failed", "succeeded")
+    assert (paid.status, paid.refunded_amount()) == ("refunded", D("61.70"))
+    assert paid.needs_review and "depois de informá-lo como falho" in paid.review_reason
+    flagged = PaymentEvent.objects.filter(payment=paid, type="review_flagged")
+    assert flagged.filter(provider_reference=f"refund-{failed.pk}-processed-after-failed").count() == 1
+
+
 def test_reconcile_keeps_reading_payments_with_refunds_pending(paid, mercadopago):
     pending = refund(paid, "10.00")
     mercadopago.confirm_refunds()

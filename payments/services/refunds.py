@@ -347,7 +347,22 @@ def _follow(payment: Payment, refund: Refund, reported: ProviderRefund, *, paylo
                 ),
             )
         refund.amount = reported.amount
-    if reported.confirmed and refund.status != RefundStatus.SUCCEEDED:
+    if reported.confirmed and refund.status == RefundStatus.FAILED and refund.amount > refundable_amount(payment):
+        # Reported failed before, processed now; its amount was refundable again and has been refunded since
+        # (or held). Booking it would give back more than was paid: it stays failed and a person looks.
+        _flag_once(
+            payment,
+            note(
+                gettext_noop(
+                    "Mercado Pago now reports refund %(refund)s (%(amount)s) processed, after reporting it failed; "
+                    "its amount has been refunded or reserved again since: check Mercado Pago's panel."
+                ),
+                refund=refund.pk,
+                amount=refund.amount,
+            ),
+            key=f"refund-{refund.pk}-processed-after-failed",
+        )
+    elif reported.confirmed and refund.status != RefundStatus.SUCCEEDED:
         refund.status, refund.error, refund.confirmed_at = RefundStatus.SUCCEEDED, "", timezone.now()
         record_event(
             payment,
