@@ -228,6 +228,31 @@ def test_running_refund_payment_again_after_a_timeout_continues_the_first_refund
     assert Refund.objects.count() == SimRefund.objects.count() == 2
 
 
+def test_an_answer_naming_no_refund_of_ours_is_asked_again_less_often_and_a_person_looks_after_ten_tries(
+    paid, mercadopago, monkeypatch
+):
+    """Mercado Pago takes the refund but its answer names no refund we could call ours: we ask again with the same
+    key, never guess, back off, and after ten tries the payment waits in the review queue; nothing is booked."""
+    from payments.services import refunds
+
+    monkeypatch.setattr(refunds, "refunds_in_answer", lambda answer: [])
+    held = refund(paid, "10.00")
+    delays = []
+    for _ in range(refunds.FLAG_AFTER_ATTEMPTS - 1):
+        held.refresh_from_db()
+        assert held.status == "requested" and not Payment.objects.get(pk=paid.pk).needs_review
+        delays.append(held.next_attempt_at - timezone.now())
+        Refund.objects.filter(pk=held.pk).update(next_attempt_at=timezone.now())
+        call_command("reconcile_payments")
+    held.refresh_from_db()
+    paid.refresh_from_db()
+    assert (held.status, held.attempts) == ("requested", refunds.FLAG_AFTER_ATTEMPTS)
+    assert paid.needs_review and str(held.pk) in paid.review_reason
+    assert delays[-1] > delays[0] * 8  # backing off, not every minute for ever
+    assert SimRefund.objects.count() == 1 and paid.refunded_amount() == D("0.00")
+    assert selectors.refundable_amount(paid) == D("51.70")  # still reserved: asked, never guessed
+
+
 def test_the_same_key_for_another_refund_is_refused(paid, mercadopago, manager):
     url = f"/api/v1/payments/{paid.pk}/refunds/"
     mercadopago.faults = ["timeout", "timeout"]

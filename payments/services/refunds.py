@@ -227,23 +227,28 @@ def _retry_later(refund_id, why: Note, body) -> Refund:
     """`why` goes to the ledger in the restaurant's language, and to the refund's `error` (an API field) in English."""
     with transaction.atomic():
         _, payment, refund = _locked(refund_id)
-        if refund.status != RefundStatus.REQUESTED:
-            return refund
-        delay = min(MAX_RETRY_DELAY, timedelta(seconds=30 * 2 ** min(refund.attempts, 10)))
-        refund.error, refund.next_attempt_at = english(why), timezone.now() + delay
-        refund.save(update_fields=["error", "next_attempt_at", "updated_at"])
-        record_event(payment, Event.REFUND_RETRY, amount=refund.amount, message=_refund_line(refund, why), payload=body)
-        if refund.attempts == FLAG_AFTER_ATTEMPTS:
-            flag_for_review(
-                payment,
-                note(
-                    gettext_noop("Refund %(refund)s still not taken by Mercado Pago after %(attempts)s tries."),
-                    refund=refund.pk,
-                    attempts=refund.attempts,
-                ),
-            )
-            payment.save(update_fields=["needs_review", "review_reason", "updated_at"])
+        if refund.status == RefundStatus.REQUESTED:
+            _reschedule(payment, refund, why, body)
     return refund
+
+
+def _reschedule(payment: Payment, refund: Refund, why: Note, body) -> None:
+    """The refund is asked again later, less often each time; a person looks after FLAG_AFTER_ATTEMPTS tries.
+    Rows locked by the caller."""
+    delay = min(MAX_RETRY_DELAY, timedelta(seconds=30 * 2 ** min(refund.attempts, 10)))
+    refund.error, refund.next_attempt_at = english(why), timezone.now() + delay
+    refund.save(update_fields=["error", "next_attempt_at", "updated_at"])
+    record_event(payment, Event.REFUND_RETRY, amount=refund.amount, message=_refund_line(refund, why), payload=body)
+    if refund.attempts == FLAG_AFTER_ATTEMPTS:
+        flag_for_review(
+            payment,
+            note(
+                gettext_noop("Refund %(refund)s still not taken by Mercado Pago after %(attempts)s tries."),
+                refund=refund.pk,
+                attempts=refund.attempts,
+            ),
+        )
+        payment.save(update_fields=["needs_review", "review_reason", "updated_at"])
 
 
 def _fail(refund_id, why: str, body) -> None:
@@ -277,11 +282,7 @@ def _record_answer(refund_id, answer: dict) -> Refund:
             why = note(
                 gettext_noop("Mercado Pago's answer names %(count)s new refunds; asking again"), count=len(candidates)
             )
-            refund.error, refund.next_attempt_at = english(why), timezone.now() + ATTEMPT_LEASE
-            refund.save(update_fields=["error", "next_attempt_at", "updated_at"])
-            record_event(
-                payment, Event.REFUND_RETRY, amount=refund.amount, message=_refund_line(refund, why), payload=answer
-            )
+            _reschedule(payment, refund, why, answer)
             return refund
         mine = candidates[0]
         refund.provider_refund_id, refund.status, refund.error = mine.id, RefundStatus.PENDING, ""
