@@ -104,6 +104,8 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         if raw is None or raw == "":
             return default
         try:
+            if not (raw.isascii() and raw.isdigit()):  # IntegerField takes "5.0", "+5", " 5", other scripts' digits
+                raise serializers.ValidationError(gettext("A whole number of at least %(least)d.") % {"least": least})
             return serializers.IntegerField(min_value=least).run_validation(raw)
         except serializers.ValidationError as exc:
             raise serializers.ValidationError({name: exc.detail}) from None
@@ -172,6 +174,9 @@ class StrictBooleanField(serializers.BooleanField):
             self.fail("invalid")
         return data
 
+
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+"""A date as YYYY-MM-DD, ASCII digits (Python's fromisoformat also takes week dates and compact forms)."""
 
 _MONEY = re.compile(r"^[0-9]{1,8}(\.[0-9]{1,2})?$")
 

@@ -7,17 +7,38 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext, ngettext
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt import serializers as jwt
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 from rest_framework_simplejwt.views import TokenObtainPairView
 
+from kiosk.api import StrictCharField, StrictMixin
 from kiosk.problems import DomainError, problem_json_response
 
+# simplejwt's serializers, taking JSON at its word like the rest of the API: an unknown field or a number
+# where a string belongs is a 400 validation_error, not a silently ignored member or a 401. Named as
+# simplejwt's are: the schema's components keep their names.
 
-class RefreshSerializer(TokenRefreshSerializer):
+
+class TokenObtainPairSerializer(StrictMixin, jwt.TokenObtainPairSerializer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields[self.username_field] = StrictCharField(write_only=True)
+        # As typed, like the admin's login form (simplejwt would trim it).
+        self.fields["password"] = StrictCharField(
+            write_only=True, trim_whitespace=False, style={"input_type": "password"}
+        )
+
+
+class TokenBlacklistSerializer(StrictMixin, jwt.TokenBlacklistSerializer):
+    refresh = StrictCharField(write_only=True)
+
+
+class RefreshSerializer(StrictMixin, jwt.TokenRefreshSerializer):
     """simplejwt's refresh, which checks neither the password-change claim nor a deleted account (it would
     answer 500): a refresh token issued before the password changed is refused like its access tokens."""
+
+    refresh = StrictCharField()
 
     def validate(self, attrs):
         refresh = self.token_class(attrs["refresh"])

@@ -271,7 +271,9 @@ SIMPLE_JWT = {
     # Tokens carry a fingerprint of the password: changing it revokes every token of the user.
     "CHECK_REVOKE_TOKEN": True,
     "CHECK_USER_IS_ACTIVE": True,
+    "TOKEN_OBTAIN_SERIALIZER": "kiosk.auth.TokenObtainPairSerializer",
     "TOKEN_REFRESH_SERIALIZER": "kiosk.auth.RefreshSerializer",
+    "TOKEN_BLACKLIST_SERIALIZER": "kiosk.auth.TokenBlacklistSerializer",
 }
 
 SPECTACULAR_SETTINGS = {

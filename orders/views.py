@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from kiosk.api import (
     IDEMPOTENCY_HEADER,
+    ISO_DATE,
     OPTIONAL_IDEMPOTENCY_HEADER,
     PROBLEM,
     BoundedLimitOffsetPagination,
@@ -230,7 +231,7 @@ def _date_param(request, name: str):
     if raw is None or raw == "":
         return None
     try:
-        if len(raw) != 10:
+        if not ISO_DATE.fullmatch(raw):
             raise ValueError
         return datetime.date.fromisoformat(raw)
     except ValueError:

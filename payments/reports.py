@@ -35,7 +35,6 @@ Money is a `Decimal` quantized to cents, never a float. The figures are aggregat
 (TruncDate / ExtractHour with the local time zone; MariaDB needs its time zone tables loaded).
 """
 
-import re
 import zoneinfo
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
@@ -46,6 +45,7 @@ from django.db.models.functions import Coalesce, ExtractHour, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from kiosk.api import ISO_DATE
 from kiosk.store_time import zone_of
 from orders.models import MONEY, Order, OrderItem, OrderItemOption, Product, Store
 from payments.models import Payment, PaymentEvent, Refund
@@ -67,7 +67,6 @@ _PAYMENT_EXPORT_FIELDS = [
     "reference", "order__number", "order__business_date", "order__terminal__store__name", "order__terminal__name",
     "method",
 ]  # fmt: skip
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class ReportRangeError(ValueError):
@@ -90,7 +89,7 @@ def default_range(*, today: date | None = None) -> tuple[date, date]:
 
 def _parse_date(value: str, name: str) -> date:
     try:
-        if not _ISO_DATE.fullmatch(value):
+        if not ISO_DATE.fullmatch(value):
             raise ValueError
         day = date.fromisoformat(value)
     except ValueError:

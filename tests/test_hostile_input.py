@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from orders.models import Customer, Order, Product
+from payments.reports import ReportRangeError, parse_range
 from tests.conftest import new_key, place
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +59,16 @@ def test_pagination_that_is_no_count_is_refused(manager, kiosk, menu):
     """Found by schemathesis: `limit=-1` or `offset=abc` were silently the defaults; now a 400 like any other bad
     parameter (the schema says limit >= 1, offset >= 0)."""
     place(kiosk, [{"product_id": menu["burger"].pk, "quantity": 1}])
-    for query in ("limit=-1", "limit=0", "limit=2.5", "offset=abc", "offset=-3", "limit=1e3"):
+    for query in (
+        *("limit=-1", "limit=0", "limit=2.5", "offset=abc", "offset=-3", "limit=1e3"),
+        *(
+            "limit=5.0",
+            "limit=%2B5",
+            "limit=%205",
+            "offset=%D9%A5",
+            "limit=%EF%BC%95",
+        ),  # 5.0, +5, " 5", Arabic/fullwidth 5
+    ):
         response = manager.get(f"/api/v1/orders/?{query}")
         assert (response.status_code, response["Content-Type"]) == (400, PROBLEM), query
         assert response.json()["code"] == "validation_error"
@@ -141,3 +151,34 @@ def test_email_masking_hides_a_quoted_local_part():
     from orders.cpf import mask_email
 
     assert mask_email('"maria.secret@corp"@example.com') == '"***@example.com'
+
+
+@pytest.mark.parametrize(
+    "day", ["20261206xx", "2026-W49-1", "2026-12-6", "2026-12-06T00", "2026-02-30", "\uff12\uff10\uff12\uff16-12-06"]
+)
+def test_a_business_date_that_is_not_yyyy_mm_dd_is_refused(manager, day):
+    """Python's fromisoformat takes week dates and compact forms; ?business_date= takes YYYY-MM-DD only, like
+    the sales report's range."""
+    response = manager.get("/api/v1/orders/", {"business_date": day})
+    assert (response.status_code, response.json()["code"]) == (400, "validation_error"), day
+    with pytest.raises(ReportRangeError):
+        parse_range(start=day, end="2026-12-06")
+    assert manager.get("/api/v1/orders/", {"business_date": "2026-12-06"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/v1/auth/token/", {"username": 5, "password": "x"}),
+        ("/api/v1/auth/token/", {"username": "boss", "password": ["x"]}),
+        ("/api/v1/auth/token/", {"username": "boss", "password": "x", "store": 1}),
+        ("/api/v1/auth/token/refresh/", {"refresh": 5}),
+        ("/api/v1/auth/token/refresh/", {"refresh": "x", "access": "y"}),
+        ("/api/v1/auth/logout/", {"refresh": "x", "everywhere": True}),
+    ],
+)
+def test_login_refresh_and_logout_take_json_at_its_word(db, path, body):
+    """Like every other endpoint: an unknown field or a number where a string belongs is a 400 naming the field,
+    not silently ignored and not a 401 'wrong password'."""
+    response = Client().post(path, body, content_type="application/json")
+    assert (response.status_code, response.json()["code"]) == (400, "validation_error"), response.json()
