@@ -21,6 +21,12 @@ from kiosk.problems import DomainError, problem_json_response
 
 
 class TokenObtainPairSerializer(StrictMixin, jwt.TokenObtainPairSerializer):
+    """A login: a user name and a password in, a refresh and an access token out."""
+
+    # What the answer holds (simplejwt's schema extension, which said so, knows only simplejwt's own class).
+    refresh = StrictCharField(read_only=True)
+    access = StrictCharField(read_only=True)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields[self.username_field] = StrictCharField(write_only=True)
@@ -31,6 +37,8 @@ class TokenObtainPairSerializer(StrictMixin, jwt.TokenObtainPairSerializer):
 
 
 class TokenBlacklistSerializer(StrictMixin, jwt.TokenBlacklistSerializer):
+    """A logout: the refresh token to revoke."""
+
     refresh = StrictCharField(write_only=True)
 
 

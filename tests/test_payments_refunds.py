@@ -16,6 +16,7 @@ from payments.models import Payment, PaymentEvent, Refund
 from payments.services.refunds import RefundAmountInvalid, refund_request
 from payments.simulator.client import SimulatorHttpClient
 from payments.simulator.models import SimNotification, SimRefund
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 D = Decimal
@@ -132,6 +133,26 @@ def test_a_failed_refund_reported_processed_later_is_not_booked_on_top_of_its_re
     assert flagged.filter(provider_reference=f"refund-{failed.pk}-processed-after-failed").count() == 1
 
 
+def test_a_refund_reported_processed_and_its_replacement_failed_in_one_read_are_both_booked(paid, mercadopago):
+    """A (30.00) failed, B (40.00) replaced it; one read of the order then reports A processed and B failed:
+    whatever order Mercado Pago lists them in, the books say what Mercado Pago gave back (30.00)."""
+    first = refund(paid, "30.00")
+    mercadopago.confirm_refunds(outcome="failed")
+    mercadopago.deliver()
+    replacement = refund(paid, "40.00")
+    first.refresh_from_db()
+    replacement.refresh_from_db()
+    SimRefund.objects.filter(id=first.provider_refund_id).update(status="processed")
+    SimRefund.objects.filter(id=replacement.provider_refund_id).update(status="failed")
+    call_command("reconcile_payments")
+    first.refresh_from_db()
+    replacement.refresh_from_db()
+    paid.refresh_from_db()
+    assert (first.status, replacement.status) == ("succeeded", "failed")
+    assert paid.refunded_amount() == mercado_pago_refunded(paid) == D("30.00")
+    assert selectors.refundable_amount(paid) == D("31.70") and not paid.needs_review
+
+
 def test_reconcile_keeps_reading_payments_with_refunds_pending(paid, mercadopago):
     pending = refund(paid, "10.00")
     mercadopago.confirm_refunds()
@@ -214,8 +235,10 @@ def test_running_refund_payment_again_after_a_timeout_continues_the_first_refund
         call_command(*command)
     assert SimRefund.objects.count() == 1  # Mercado Pago did make it
 
-    call_command(*command[:3], "10", *command[4:])  # typed again, "10" this time
-    assert "already asked for by an earlier run" in capsys.readouterr().out
+    make_user("boss2", "manager")
+    command[-1] = "boss2"  # the next shift's manager runs it again, typing "10" this time
+    call_command(*command[:3], "10", *command[4:])
+    assert "no second refund was made" in capsys.readouterr().out
     mercadopago.settle()
     assert Refund.objects.count() == 1 and SimRefund.objects.count() == 1
     paid.refresh_from_db()
@@ -251,6 +274,18 @@ def test_an_answer_naming_no_refund_of_ours_is_asked_again_less_often_and_a_pers
     assert delays[-1] > delays[0] * 8  # backing off, not every minute for ever
     assert SimRefund.objects.count() == 1 and paid.refunded_amount() == D("0.00")
     assert selectors.refundable_amount(paid) == D("51.70")  # still reserved: asked, never guessed
+
+    # Flagged once, however many more tries; and also when overlapping tries skipped the tenth count.
+    Payment.objects.filter(pk=paid.pk).update(needs_review=False)
+    Refund.objects.filter(pk=held.pk).update(next_attempt_at=timezone.now())
+    call_command("reconcile_payments")
+    assert not Payment.objects.get(pk=paid.pk).needs_review
+    skipped = refund(paid, "5.00", reason="another")
+    Refund.objects.filter(pk=skipped.pk).update(
+        attempts=refunds.FLAG_AFTER_ATTEMPTS + 3, next_attempt_at=timezone.now()
+    )
+    call_command("reconcile_payments")
+    assert str(skipped.pk) in Payment.objects.get(pk=paid.pk).review_reason
 
 
 def test_the_same_key_for_another_refund_is_refused(paid, mercadopago, manager):

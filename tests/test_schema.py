@@ -175,6 +175,17 @@ def test_headers_operations_read(openapi):
             assert parameter(openapi, operation, "If-None-Match") is None, name
 
 
+def test_login_refresh_and_logout_say_what_they_answer(openapi):
+    """simplejwt's views behind our strict serializers: a client generated from the schema reads the tokens."""
+    schemas = openapi["components"]["schemas"]
+    login = openapi["paths"]["/api/v1/auth/token/"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert login["schema"]["$ref"].endswith("/TokenObtainPair")
+    for name in ("TokenObtainPair", "Refresh"):
+        assert {"access", "refresh"} <= set(schemas[name]["properties"]), name
+    assert set(schemas["TokenObtainPairRequest"]["properties"]) == {"username", "password"}
+    assert schemas["TokenBlacklistRequest"]["additionalProperties"] is False
+
+
 def test_request_bodies_say_what_is_refused(openapi):
     schemas = openapi["components"]["schemas"]
     order = schemas["OrderCreateRequest"]

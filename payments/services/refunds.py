@@ -239,16 +239,16 @@ def _reschedule(payment: Payment, refund: Refund, why: Note, body) -> None:
     refund.error, refund.next_attempt_at = english(why), timezone.now() + delay
     refund.save(update_fields=["error", "next_attempt_at", "updated_at"])
     record_event(payment, Event.REFUND_RETRY, amount=refund.amount, message=_refund_line(refund, why), payload=body)
-    if refund.attempts == FLAG_AFTER_ATTEMPTS:
-        flag_for_review(
+    if refund.attempts >= FLAG_AFTER_ATTEMPTS:  # >=: overlapping tries or a killed one may skip a count
+        _flag_once(
             payment,
             note(
                 gettext_noop("Refund %(refund)s still not taken by Mercado Pago after %(attempts)s tries."),
                 refund=refund.pk,
                 attempts=refund.attempts,
             ),
+            key=f"refund-{refund.pk}-not-taken",
         )
-        payment.save(update_fields=["needs_review", "review_reason", "updated_at"])
 
 
 def _fail(refund_id, why: str, body) -> None:
@@ -402,7 +402,9 @@ def apply_provider_refunds(order: Order, payment: Payment, state: ProviderState,
     """Refunds listed in a Mercado Pago order (ours, or made in its own panel) enter our books, each once,
     by its id, and move as Mercado Pago reports them. Order and payment rows locked by the caller."""
     awaiting_answer = payment.refunds.filter(status=RefundStatus.REQUESTED).exists()
-    for reported in state.refunds:
+    # Failures first: a refund reported processed is judged against what is left once every refund this
+    # answer reports failed has given its amount back, whatever order Mercado Pago lists them in.
+    for reported in sorted(state.refunds, key=lambda reported: not reported.failed):
         refund = Refund.objects.select_for_update().filter(provider_refund_id=reported.id).first()
         if refund is None:
             if awaiting_answer or reported.failed or reported.amount is None:

@@ -46,7 +46,8 @@ class Command(BaseCommand):
         except InvalidOperation:
             raise CommandError(f"Amount '{amount}' is not a decimal such as 10.00.") from None
         key = idempotency_key or f"{payment_id}\0{_cents(value)}\0{reason.strip()}"
-        request_key = request_key_for(caller=f"cli-{manager.pk}", key=key)
+        # One caller for every command-line run: another manager running the same command continues it too.
+        request_key = request_key_for(caller="cli", key=key)
         earlier = Refund.objects.filter(request_key=request_key).values_list("pk", flat=True).first()
         try:
             refund = refund_request(
@@ -69,9 +70,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if earlier is not None:
             self.stdout.write(
-                f"Refund {refund.pk} was already asked for by an earlier run with the same payment, amount and "
-                "reason (or key): nothing new was asked. For another refund, give another --reason or "
-                "--idempotency-key."
+                f"Refund {refund.pk} was asked for by an earlier run with the same payment, amount and reason "
+                "(or key): this run continued it, no second refund was made. For another refund, give another "
+                "--reason or --idempotency-key."
             )
         if refund.status == Refund.Status.FAILED:
             raise CommandError(
