@@ -62,7 +62,7 @@ class RefundKeyReused(DomainError):
     code = "idempotency_key_reused"
 
 
-def _cents(value) -> Decimal:
+def amount_in_cents(value) -> Decimal:
     """An amount as asked: a finite decimal with at most two places, within what the books can hold."""
     try:
         amount = Decimal(str(value))
@@ -102,7 +102,7 @@ def refund_request(
         raise RefundAmountInvalid(
             gettext("A refund's reason has at most %(most)d characters.") % {"most": MAX_REASON_LENGTH}
         )
-    amount = None if amount is None else _cents(amount)
+    amount = None if amount is None else amount_in_cents(amount)
     if request_key:
         earlier = Refund.objects.filter(request_key=request_key).first()
         if earlier is not None:

@@ -1,22 +1,10 @@
-from decimal import Decimal, InvalidOperation
-
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from kiosk.problems import DomainError
 from payments.gateway import GatewayError, GatewayUnavailable
 from payments.models import Payment, Refund
-from payments.services.refunds import refund_request, request_key_for
-
-
-def _cents(value: Decimal | None) -> str:
-    """The amount as the default key writes it: 10, 10.0 and 10.00 are the same refund."""
-    if value is None:
-        return "all"
-    try:
-        return str(value.quantize(Decimal("0.01")))
-    except InvalidOperation:
-        return str(value)  # far too large: refund_request refuses it
+from payments.services.refunds import amount_in_cents, refund_request, request_key_for
 
 
 class Command(BaseCommand):
@@ -42,10 +30,10 @@ class Command(BaseCommand):
         if manager is None or not manager.has_perm("payments.refund_payment"):
             raise CommandError(f"User '{user}' does not exist or may not refund (payments.refund_payment).")
         try:
-            value = Decimal(amount) if amount is not None else None
-        except InvalidOperation:
-            raise CommandError(f"Amount '{amount}' is not a decimal such as 10.00.") from None
-        key = idempotency_key or f"{payment_id}\0{_cents(value)}\0{reason.strip()}"
+            value = None if amount is None else amount_in_cents(amount)  # 10, 10.0 and 10.00: the same refund
+        except DomainError as exc:
+            raise CommandError(str(exc)) from None
+        key = idempotency_key or f"{payment_id}\0{'all' if value is None else value}\0{reason.strip()}"
         # One caller for every command-line run: another manager running the same command continues it too.
         request_key = request_key_for(caller="cli", key=key)
         earlier = Refund.objects.filter(request_key=request_key).values_list("pk", flat=True).first()
