@@ -55,6 +55,8 @@ TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 
 
 class GatewayError(Exception):
+    refund_id = None  # set by refunds.refund_attempt: the refund held for a retry when Mercado Pago did not answer
+
     def __init__(self, message: str, *, status: int | None = None, code: str = "", body=None):
         super().__init__(message)
         self.message = message

@@ -229,12 +229,11 @@ class PaymentRefundsView(APIView):
             )
         except GatewayUnavailable as exc:
             problem = provider_problem(exc)
-            held = Refund.objects.filter(request_key=key).values_list("pk", flat=True).first()
             problem.detail = gettext(
                 "Mercado Pago is not answering right now. The refund is held (its amount reserved) and retried "
                 "automatically; retrying with the same Idempotency-Key continues it."
             )
-            problem.extra["refund_id"] = held
+            problem.extra["refund_id"] = exc.refund_id
             raise problem from None
         except GatewayError as exc:
             raise provider_problem(exc) from None

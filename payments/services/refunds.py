@@ -91,7 +91,8 @@ def refund_request(
     transaction) with the refund's own idempotency key. Returns the refund: `pending` or `succeeded` when
     Mercado Pago took it, `requested` when it said "retry later" (reconcile_payments does). Raises
     GatewayRejected when Mercado Pago refuses it (the refund is then `failed`) and GatewayUnavailable when
-    it does not answer (the refund stays `requested`, reserved, and is retried with the same key).
+    it does not answer (the refund stays `requested`, reserved, and is retried with the same key; the
+    exception's `refund_id` names it).
     With `request_key`, a second call continues the refund the first one made. A person's `reason` is kept as
     typed; the system's (a Note) is written in the restaurant's language.
     """
@@ -206,6 +207,7 @@ def refund_attempt(*, refund_id) -> Refund:
     except GatewayError as exc:
         why = note(gettext_noop("Mercado Pago did not answer: %(error)s"), error=exc.message)
         _retry_later(refund.pk, why, exc.body)
+        exc.refund_id = refund.pk
         raise
     return _record_answer(refund.pk, answer)
 

@@ -48,9 +48,8 @@ class Command(BaseCommand):
         except Payment.DoesNotExist:
             raise CommandError(f"No payment {payment_id}.") from None
         except GatewayUnavailable as exc:
-            held = Refund.objects.filter(request_key=request_key).values_list("pk", flat=True).first()
             raise CommandError(
-                f"Mercado Pago did not answer ({exc}). Refund {held} is held (its amount reserved) and retried "
+                f"Mercado Pago did not answer ({exc}). Refund {exc.refund_id} is held (its amount reserved) and retried "
                 "automatically by reconcile_payments; running this same command again continues it, "
                 "it does not refund twice."
             ) from None
