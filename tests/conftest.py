@@ -1,5 +1,6 @@
 """Shared fixtures: the roles, a kiosk terminal, a small menu and authenticated API clients."""
 
+import importlib
 import itertools
 import re
 from decimal import Decimal
@@ -12,6 +13,11 @@ from rest_framework.test import APIClient
 
 from orders.models import Category, Product, StaffMember, Store, Terminal
 from tests.mercadopago_double import double  # noqa: F401  (a fixture: Mercado Pago over real HTTP)
+
+# kiosk.urls mounts the simulator's pages if MERCADOPAGO_SIMULATOR is on when it is first imported: import it now,
+# in the configured mode, not inside a test that switched to live mode (the `double` fixture); a pytest-xdist
+# worker that built it there answered 404 to every /mp-simulator/ request for the rest of its run.
+importlib.import_module("kiosk.urls")
 
 _keys = itertools.count(1)
 # What Django's test clients send unless told otherwise; the suite adds `Accept-Language: en` (below).
